@@ -1,0 +1,5 @@
+"""Metrics as pure functions over arrays: no model imports."""
+
+from .reid import ReidResult, evaluate_reid
+
+__all__ = ["ReidResult", "evaluate_reid"]
