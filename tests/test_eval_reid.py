@@ -79,3 +79,52 @@ def test_bad_input_is_refused_with_a_clear_message(change, message):
 def test_no_valid_query_is_an_error_not_a_zero():
     with pytest.raises(ValueError, match="no valid query"):
         evaluate_reid(np.ones((1, 2)), [1], [1, 2], [0], [0, 1])
+
+
+def _single_shot_reference(dist, q_pids, g_pids, q_cams, g_cams, max_rank, repeats, rng):
+    """The reference loop of the CUHK03 single-shot CMC (with a seeded generator)."""
+    total, valid = np.zeros(max_rank), 0
+    for qi in range(len(dist)):
+        order = np.argsort(dist[qi])
+        keep = ~((g_pids[order] == q_pids[qi]) & (g_cams[order] == q_cams[qi]))
+        raw = (g_pids[order][keep] == q_pids[qi]).astype(int)
+        if not raw.any():
+            continue
+        valid += 1
+        groups = {}
+        for idx, pid in enumerate(g_pids[order][keep]):
+            groups.setdefault(pid, []).append(idx)
+        for _ in range(repeats):
+            mask = np.zeros(len(raw), bool)
+            for idxs in groups.values():
+                mask[rng.choice(idxs)] = True
+            cmc = raw[mask].cumsum()
+            cmc[cmc > 1] = 1
+            padded = np.ones(max_rank)
+            padded[:min(max_rank, len(cmc))] = cmc[:max_rank]
+            total += padded
+    return total / (valid * repeats)
+
+
+def test_cuhk03_single_shot_matches_reference_in_expectation():
+    from personsearch.evaluation.reid_cuhk03 import evaluate_reid_cuhk03
+
+    rng = np.random.default_rng(3)
+    dist, q_pids, g_pids, q_cams, g_cams = _random_problem(rng, 12, 60, 8, 2, False)
+    ours = evaluate_reid_cuhk03(dist, q_pids, g_pids, q_cams, g_cams, max_rank=10, repeats=400, seed=1)
+    ref = _single_shot_reference(dist, q_pids, g_pids, q_cams, g_cams, 10, 400, np.random.default_rng(2))
+    np.testing.assert_allclose(ours.cmc, ref, atol=0.03)
+    market = evaluate_reid(dist, q_pids, g_pids, q_cams, g_cams, max_rank=10)
+    assert ours.mAP == market.mAP  # AP uses the full list
+    assert (ours.cmc >= market.cmc - 1e-12).all()  # one image per identity can only move positives up
+
+
+def test_cuhk03_equals_market_when_each_identity_has_one_gallery_image():
+    from personsearch.evaluation.reid_cuhk03 import evaluate_reid_cuhk03
+
+    rng = np.random.default_rng(5)
+    g_pids = np.arange(30)
+    q_pids = rng.integers(0, 30, 10)
+    dist = rng.random((10, 30))
+    args = (dist, q_pids, g_pids, np.zeros(10, int), np.ones(30, int))
+    np.testing.assert_allclose(evaluate_reid_cuhk03(*args, max_rank=10).cmc, evaluate_reid(*args, max_rank=10).cmc)

@@ -12,6 +12,9 @@ from .. import __version__
 VERBS = {
     "synth": ("synth", "generate the synthetic benchmark in the official dataset formats"),
     "datasets": ("datasets", "inspect datasets on disk (check a folder in a given format)"),
+    "train": ("train", "train a recipe (YAML) with the shared engine"),
+    "eval": ("evaluate", "evaluate a trained run: metrics table + JSON"),
+    "extract": ("extract", "embed every image of a folder with a trained run"),
     "demo": ("demo", "the main job on the embedded synthetic benchmark"),
 }
 

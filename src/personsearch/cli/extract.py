@@ -1,0 +1,37 @@
+"""`personsearch extract RUN --images DIR --out FEATS.npz`: embeddings of every image in a folder."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+from .runs import add_override_argument, load_run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="run folder (with config.yaml) or a checkpoint file inside one")
+    parser.add_argument("--images", type=Path, required=True, help="folder of person crops (searched recursively)")
+    parser.add_argument("--out", type=Path, required=True, help="output .npz with 'features' and 'paths'")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--batch-size", type=int, default=64)
+    add_override_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..data.folder import list_images
+    from ..data.transforms import build_test_transform
+    from ..inference.extract import ExtractConfig, extract_from_paths
+    from ..utils.files import atomic_write_bytes
+
+    cfg, _, model = load_run(args.run, args.overrides)
+    paths = list_images(args.images)
+    ext = ExtractConfig(batch_size=args.batch_size, precision=args.precision, progress=True)
+    feats = extract_from_paths(model, paths, build_test_transform(cfg.data.height, cfg.data.width), ext)
+    buffer = io.BytesIO()
+    np.savez(buffer, features=feats, paths=np.asarray([str(p) for p in paths]))
+    atomic_write_bytes(args.out, buffer.getvalue())
+    print(f"wrote {len(paths)} x {feats.shape[1]} features to {args.out}")
+    return 0

@@ -1,0 +1,30 @@
+"""`personsearch train CONFIG.yaml`: train any recipe with the shared engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .runs import add_override_argument, build_recipe, load_recipe_config, save_run_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="recipe YAML, e.g. configs/reid/baseline.yaml")
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<config name>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    add_override_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine import train
+    from ..utils.files import atomic_write_text
+
+    cfg = load_recipe_config(args.config, args.overrides)
+    out = args.out or Path("runs") / args.config.stem
+    out.mkdir(parents=True, exist_ok=True)
+    save_run_config(out, cfg)
+    result = train(build_recipe(cfg, out), cfg.engine, out, resume=args.resume)
+    atomic_write_text(out / "metrics_final.json", json.dumps(result.metrics, indent=2))
+    print(json.dumps({"run": str(out), **{k: round(v, 4) for k, v in result.metrics.items()}}))
+    return 0

@@ -1,0 +1,70 @@
+"""Settings of the ReID recipes, as dataclass defaults that YAML recipes override."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..data.transforms import AugmentConfig
+from ..engine.config import EngineConfig
+
+
+@dataclass(frozen=True)
+class ReidDataConfig:
+    """Which dataset, at what size, sampled how."""
+
+    format: str = "market1501"  # any reader of personsearch.data.registry with train/query/gallery
+    root: str = "outputs/demo/synth-standard-0/market1501"
+    height: int = 256
+    width: int = 128
+    p: int = 16  # identities per batch
+    k: int = 4  # images per identity
+    workers: int = 2
+    test_batch: int = 128
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class ReidModelConfig:
+    """The network: backbone (random init, offline ImageNet weights or a local file) and head."""
+
+    backbone: str = "resnet50"
+    weights: str | None = None  # None | "imagenet" (mobilenetv2) | path to a checkpoint
+    last_stride: int = 1
+    pooling: str = "avg"  # avg | max | gem
+    neck: str = "bnneck"  # bnneck | none
+    embed_dim: int | None = None
+
+
+@dataclass(frozen=True)
+class ReidLossConfig:
+    """BoT losses: label-smoothed cross-entropy + batch-hard triplet."""
+
+    id_weight: float = 1.0
+    label_smoothing: float = 0.1
+    triplet_weight: float = 1.0
+    margin: float | None = 0.3  # None = soft margin
+    metric: str = "euclidean"
+
+
+@dataclass(frozen=True)
+class ReidEvalConfig:
+    """Test protocol: distance, optional re-ranking, flip averaging, precision, report."""
+
+    metric: str = "cosine"  # cosine | euclidean (squared L2, as torchreid)
+    rerank: bool = False  # also report k-reciprocal re-ranked metrics
+    flip: bool = False
+    precision: str = "fp32"  # fp32 | bf16
+    max_rank: int = 50
+    report_queries: int = 0  # >0 writes a ranked-list HTML report for that many queries
+
+
+@dataclass(frozen=True)
+class ReidRecipeConfig:
+    """A whole ReID recipe: method name + its parts."""
+
+    method: str = "baseline"
+    data: ReidDataConfig = field(default_factory=ReidDataConfig)
+    model: ReidModelConfig = field(default_factory=ReidModelConfig)
+    loss: ReidLossConfig = field(default_factory=ReidLossConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    eval: ReidEvalConfig = field(default_factory=ReidEvalConfig)

@@ -1,0 +1,54 @@
+"""The ReID recipe base: dataset, PK loader, model from config, evaluation; subclasses add losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..data.records import ReidDataset
+from ..data.registry import read_dataset
+from ..data.samplers import PKSampler
+from ..data.torch_datasets import ReidImageDataset
+from ..data.transforms import build_train_transform
+from ..models import build_reid_model
+from .reid_config import ReidRecipeConfig
+from .reid_eval import evaluate_reid_model
+
+
+def load_reid_dataset(fmt: str, root: str | Path) -> ReidDataset:
+    """Read a dataset that has train/query/gallery splits, or fail naming the format."""
+    data = read_dataset(fmt, root)
+    if not isinstance(data, ReidDataset):
+        raise ValueError(f"format '{fmt}' has no train/query/gallery splits; a ReID recipe needs one")
+    return data
+
+
+class ReidRecipe:
+    """Shared parts of every ReID recipe; ``training_step`` is the method's own."""
+
+    def __init__(self, cfg: ReidRecipeConfig, report_dir: Path | None = None) -> None:
+        self.cfg = cfg
+        self.dataset = load_reid_dataset(cfg.data.format, cfg.data.root)
+        self.num_classes = self.dataset.num_train_pids
+        self.report_dir = report_dir
+
+    def build_model(self) -> torch.nn.Module:
+        m = self.cfg.model
+        return build_reid_model(m.backbone, self.num_classes, weights=m.weights, last_stride=m.last_stride,
+                                pooling=m.pooling, neck=m.neck, embed_dim=m.embed_dim,
+                                img_size=(self.cfg.data.height, self.cfg.data.width))
+
+    def build_train_loader(self, rank: int, world_size: int, seed: int) -> DataLoader:
+        d = self.cfg.data
+        train = ReidImageDataset(self.dataset.train, build_train_transform(d.height, d.width, d.augment))
+        sampler = PKSampler([s.pid for s in self.dataset.train], d.p, d.k, seed=seed, rank=rank, world_size=world_size)
+        return DataLoader(train, batch_size=d.p * d.k, sampler=sampler, num_workers=d.workers, drop_last=True,
+                          persistent_workers=False)
+
+    def training_step(self, model: torch.nn.Module, batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        return evaluate_reid_model(model, self.dataset, self.cfg.data, self.cfg.eval, self.report_dir)
