@@ -1,7 +1,10 @@
 """`personsearch demo`: the main job on the embedded synthetic benchmark.
 
-Today: generate the benchmark (cached by config), load every output with the dataset readers,
-check every image and box, print a summary and write a contact sheet.
+1. generate the synthetic benchmark (cached by its settings);
+2. read every output back with the dataset readers, checking every image and box;
+3. train the ReID baseline recipe on its Market-format crops (resumes if interrupted);
+4. evaluate it (with k-reciprocal re-ranking) and write a ranked-list HTML report;
+5. write a contact sheet of the benchmark.
 """
 
 from __future__ import annotations
@@ -19,13 +22,18 @@ CHECKS = (  # (output folder, reader format, path handed to the reader)
     ("detection", "coco", "detection/annotations/instances_person.json"),
     ("unlabeled", "unlabeled", "unlabeled"),
 )
+REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="working folder")
     parser.add_argument("--preset", default="standard", help="synthetic benchmark preset (tiny for a quick look)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None, help="render processes")
+    parser.add_argument("--recipe", type=Path, default=REPO_CONFIGS / "reid" / "baseline.yaml",
+                        help="ReID recipe to train")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe setting, e.g. --set engine.epochs=3")
 
 
 def _cached(folder: Path, cfg_dict: dict) -> bool:
@@ -35,20 +43,18 @@ def _cached(folder: Path, cfg_dict: dict) -> bool:
     return marker.is_file() and (yaml.safe_load(marker.read_text()) or {}).get("config") == cfg_dict
 
 
-def run(args: argparse.Namespace) -> int:
+def _synthesize(args: argparse.Namespace, folder: Path) -> int:
     from ..data.check import check_dataset
     from ..synthetic.config import config_to_dict, make_config
     from ..synthetic.generate import generate
-    from ..synthetic.preview import write_preview
 
     cfg = make_config(args.preset, seed=args.seed)
-    folder = args.out / f"synth-{args.preset}-{args.seed}"
-    print(f"== 1/3 synthetic benchmark ({args.preset}, seed {args.seed}) -> {folder}")
+    print(f"== 1/4 synthetic benchmark ({args.preset}, seed {args.seed}) -> {folder}")
     if _cached(folder, config_to_dict(cfg)):
         print("   already generated with these settings; reusing it")
     else:
         print("   " + json.dumps(generate(folder, cfg, workers=args.workers)))
-    print("== 2/3 reading every output back with the dataset readers and checking every image")
+    print("== 2/4 reading every output back with the dataset readers, checking every image and box")
     failed = 0
     for name, fmt, rel in CHECKS:
         report = check_dataset(fmt, folder / rel, progress=False)
@@ -57,5 +63,34 @@ def run(args: argparse.Namespace) -> int:
         for problem in report.problems[:5]:
             print(f"      {problem}")
         failed += not report.ok
-    print(f"== 3/3 contact sheet: {write_preview(folder)}")
-    return 1 if failed else 0
+    return failed
+
+
+def _train_reid(args: argparse.Namespace, folder: Path) -> dict[str, float]:
+    from ..engine import train
+    from .evaluate import format_table
+    from .runs import build_recipe, load_recipe_config, save_run_config
+
+    run = args.out / f"reid-{args.recipe.stem}-{args.preset}-{args.seed}"
+    overrides = [f"data.root={folder / 'market1501'}", "eval.report_queries=12", *args.overrides]
+    cfg = load_recipe_config(args.recipe, overrides)
+    print(f"== 3/4 training the ReID recipe {args.recipe} -> {run}")
+    run.mkdir(parents=True, exist_ok=True)
+    save_run_config(run, cfg)
+    result = train(build_recipe(cfg, run), cfg.engine, run, resume=True)
+    print(f"== 4/4 evaluation on the query/gallery split ({cfg.eval.metric} distance)")
+    print("   " + format_table(result.metrics).replace("\n", "\n   "))
+    print(f"   ranked lists: {run / 'ranked_lists.html'}; metrics log: {run / 'metrics.jsonl'}")
+    return result.metrics
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..synthetic.preview import write_preview
+
+    folder = args.out / f"synth-{args.preset}-{args.seed}"
+    failed = _synthesize(args, folder)
+    if failed:
+        return 1
+    _train_reid(args, folder)
+    print(f"== contact sheet of the benchmark: {write_preview(folder)}")
+    return 0

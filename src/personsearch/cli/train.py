@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import train
+    from ..engine import is_main_process, train
     from ..utils.files import atomic_write_text
 
     cfg = load_recipe_config(args.config, args.overrides)
@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_run_config(out, cfg)
     result = train(build_recipe(cfg, out), cfg.engine, out, resume=args.resume)
-    atomic_write_text(out / "metrics_final.json", json.dumps(result.metrics, indent=2))
-    print(json.dumps({"run": str(out), **{k: round(v, 4) for k, v in result.metrics.items()}}))
+    if is_main_process():  # under torchrun every rank returns here; one writes and prints
+        atomic_write_text(out / "metrics_final.json", json.dumps(result.metrics, indent=2))
+        print(json.dumps({"run": str(out), **{k: round(v, 4) for k, v in result.metrics.items()}}))
     return 0

@@ -7,6 +7,7 @@ from typing import Any, Callable
 METHODS: dict[str, str] = {
     # method name -> "module:Class"; imported lazily so `personsearch --help` stays fast
     "baseline": "personsearch.methods.baseline:BaselineRecipe",
+    "alignedreid": "personsearch.methods.alignedreid:AlignedReidRecipe",
 }
 
 

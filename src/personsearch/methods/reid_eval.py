@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,26 +27,39 @@ def extract_split_features(model: torch.nn.Module, dataset: ReidDataset, data: R
     return query, gallery
 
 
-def metrics_from_features(query: np.ndarray, gallery: np.ndarray, dataset: ReidDataset, cfg: ReidEvalConfig,
-                          report_dir: Path | None = None, distmat: np.ndarray | None = None) -> dict[str, float]:
-    """rank-1/5/10, mAP, mINP (and the re-ranked ones when asked); optionally an HTML report."""
+def metrics_from_distances(dist_qg: np.ndarray, dataset: ReidDataset, cfg: ReidEvalConfig,
+                           dist_qq: Callable[[], np.ndarray] | None = None,
+                           dist_gg: Callable[[], np.ndarray] | None = None,
+                           report_dir: Path | None = None, suffix: str = "") -> dict[str, float]:
+    """rank-1/5/10, mAP, mINP from a query x gallery distance matrix; with ``cfg.rerank`` also the
+    k-reciprocal re-ranked ones (``dist_qq``/``dist_gg`` give the other blocks, computed only then);
+    optionally an HTML ranked-list report."""
     ids = lambda samples, key: np.asarray([getattr(s, key) for s in samples])  # noqa: E731
     q_pids, g_pids = ids(dataset.query, "pid"), ids(dataset.gallery, "pid")
     q_cams, g_cams = ids(dataset.query, "camid"), ids(dataset.gallery, "camid")
-    dist = compute_distance(query, gallery, cfg.metric) if distmat is None else distmat
-    metrics = evaluate_reid(dist, q_pids, g_pids, q_cams, g_cams, cfg.max_rank).as_dict()
-    if cfg.rerank:
+    scores = evaluate_reid(dist_qg, q_pids, g_pids, q_cams, g_cams, cfg.max_rank).as_dict()
+    metrics = {f"{k}{suffix}": v for k, v in scores.items()}
+    if cfg.rerank and dist_qq is not None and dist_gg is not None:
         from ..evaluation.rerank import re_ranking
 
-        reranked = re_ranking(dist, compute_distance(query, query, cfg.metric),
-                              compute_distance(gallery, gallery, cfg.metric))
-        metrics.update({f"{k}_rerank": v for k, v in
-                        evaluate_reid(reranked, q_pids, g_pids, q_cams, g_cams, cfg.max_rank).as_dict().items()})
+        reranked = re_ranking(dist_qg, dist_qq(), dist_gg())
+        scores = evaluate_reid(reranked, q_pids, g_pids, q_cams, g_cams, cfg.max_rank).as_dict()
+        metrics.update({f"{k}{suffix}_rerank": v for k, v in scores.items()})
     if report_dir is not None and cfg.report_queries > 0:
         picks = np.linspace(0, len(dataset.query) - 1, num=min(cfg.report_queries, len(dataset.query))).astype(int)
-        ranked_list_html(dist, [s.path for s in dataset.query], [s.path for s in dataset.gallery],
-                         q_pids, g_pids, q_cams, g_cams, Path(report_dir) / "ranked_lists.html", queries=picks.tolist())
+        ranked_list_html(dist_qg, [s.path for s in dataset.query], [s.path for s in dataset.gallery],
+                         q_pids, g_pids, q_cams, g_cams, Path(report_dir) / f"ranked_lists{suffix}.html",
+                         queries=picks.tolist())
     return metrics
+
+
+def metrics_from_features(query: np.ndarray, gallery: np.ndarray, dataset: ReidDataset, cfg: ReidEvalConfig,
+                          report_dir: Path | None = None) -> dict[str, float]:
+    """Metrics of global embeddings under ``cfg.metric`` (see :func:`metrics_from_distances`)."""
+    return metrics_from_distances(compute_distance(query, gallery, cfg.metric), dataset, cfg,
+                                  dist_qq=lambda: compute_distance(query, query, cfg.metric),
+                                  dist_gg=lambda: compute_distance(gallery, gallery, cfg.metric),
+                                  report_dir=report_dir)
 
 
 def evaluate_reid_model(model: torch.nn.Module, dataset: ReidDataset, data: ReidDataConfig, cfg: ReidEvalConfig,

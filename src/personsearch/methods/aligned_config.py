@@ -1,0 +1,55 @@
+"""Settings of the AlignedReID recipe: the ReID recipe's plus the local branch and mutual learning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .reid_config import ReidEvalConfig, ReidRecipeConfig
+
+TEST_DISTANCES = ("global", "local", "global+local")
+
+
+@dataclass(frozen=True)
+class AlignedConfig:
+    """Local branch, local loss and mutual learning (methods.md, section 1)."""
+
+    stripes: int = 8
+    local_dim: int = 128
+    local: bool = True  # False trains the global-only baseline through the same recipe
+    local_weight: float = 1.0
+    local_margin: float = 0.3
+    mining: str = "global"  # hard pairs for the local triplet: mined on global (paper) or local distance
+    normalize_local: bool = True  # L2 per stripe before distances, so tanh(d/2) does not saturate
+    models: int = 1  # >= 2: mutual learning of that many models trained together
+    mutual_probability: float = 1.0  # weight of the KL between class probabilities
+    mutual_global: float = 1.0  # weight of the squared difference of global distance matrices
+    mutual_local: float = 0.0  # same for local distance matrices
+
+    def __post_init__(self) -> None:
+        if self.mining not in ("global", "local"):
+            raise ValueError(f"aligned.mining must be 'global' or 'local', got {self.mining!r}")
+        if self.models < 1 or self.stripes < 1:
+            raise ValueError("aligned.models and aligned.stripes must be >= 1")
+
+
+@dataclass(frozen=True)
+class AlignedEvalConfig(ReidEvalConfig):
+    """Test distance: global (default, under ``metric``), local (aligned, normalised stripes), or
+    global+local (L2 between L2-normalised global embeddings + aligned local distance, as the paper
+    sums them); each also re-ranked when rerank is on."""
+
+    distances: tuple[str, ...] = ("global",)
+
+    def __post_init__(self) -> None:
+        bad = set(self.distances) - set(TEST_DISTANCES)
+        if bad or not self.distances:
+            raise ValueError(f"eval.distances must be a non-empty subset of {TEST_DISTANCES}, got {self.distances}")
+
+
+@dataclass(frozen=True)
+class AlignedRecipeConfig(ReidRecipeConfig):
+    """A ReID recipe config with an ``aligned`` section and test-time distance choices."""
+
+    method: str = "alignedreid"
+    aligned: AlignedConfig = field(default_factory=AlignedConfig)
+    eval: AlignedEvalConfig = field(default_factory=AlignedEvalConfig)
