@@ -1,0 +1,5 @@
+"""Person detectors."""
+
+from .ssdlite import SsdlitePersonDetector, default_model_path
+
+__all__ = ["SsdlitePersonDetector", "default_model_path"]
