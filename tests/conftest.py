@@ -23,3 +23,17 @@ def tiny_synth(tmp_path_factory, tiny_config) -> Path:
     out = tmp_path_factory.mktemp("synth") / "tiny"
     generate(out, tiny_config, workers=2, progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small forwards on a shared 2-core box: OpenMP's second thread waits more than it helps.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,12 +17,7 @@ from personsearch.losses.mutual import (
 from personsearch.models.aligned import AlignedReidModel, build_aligned_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- model

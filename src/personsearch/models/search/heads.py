@@ -70,12 +70,19 @@ class SearchRoIHeads(RoIHeads):
         self.embedding_head = embedding_head
         self.oim = oim
 
-    def box_features(self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
+    def box_features(
+        self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
+    ) -> Tensor:
         """RoIAlign + res5 head + pooling for ``boxes`` (concatenated over images): (sum N_i, C)."""
         return self.box_head(self.box_roi_pool(features, boxes, image_shapes))
 
     def embed_boxes(
-        self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]], *, query: bool = False
+        self,
+        features: dict[str, Tensor],
+        boxes: list[Tensor],
+        image_shapes: list[tuple[int, int]],
+        *,
+        query: bool = False,
     ) -> list[Tensor]:
         """Per image embeddings of given boxes: unit identity features if ``query``, else NAE test output."""
         dim = self.embedding_head.dim

@@ -42,7 +42,11 @@ class PersonSearchModel(nn.Module):
     """
 
     def __init__(
-        self, transform: GeneralizedRCNNTransform, trunk: nn.Module, rpn: RegionProposalNetwork, roi_heads: SearchRoIHeads
+        self,
+        transform: GeneralizedRCNNTransform,
+        trunk: nn.Module,
+        rpn: RegionProposalNetwork,
+        roi_heads: SearchRoIHeads,
     ) -> None:
         super().__init__()
         self.transform, self.trunk, self.rpn, self.roi_heads = transform, trunk, rpn, roi_heads
