@@ -222,6 +222,22 @@ def test_chunk_sizes_agree(kind, monkeypatch):
     np.testing.assert_allclose(as_numpy(local_distance(as_input(x, kind), as_input(y, kind))), default, atol=1e-6)
 
 
+def test_worker_threads_match_inline_and_restore_thread_count():
+    rng = np.random.default_rng(8)
+    x, y = features(rng, 9, 8, 8, relu=True), features(rng, 14, 8, 8, relu=True)
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # blocks inline
+        inline = local_distance(x, y, chunk=5)
+        torch.set_num_threads(3)  # blocks on 3 worker threads
+        pooled = local_distance(x, y, chunk=5)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(saved)
+    np.testing.assert_array_equal(pooled, inline)
+    np.testing.assert_allclose(pooled, reference(x, y), atol=1e-5, rtol=0)
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -264,3 +280,5 @@ def test_paired_needs_equal_counts_and_valid_chunk():
     for chunk in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="chunk must be a positive integer"):
             local_distance(x, y, chunk=chunk)
+    with pytest.raises(ValueError, match="must be real"):
+        local_distance(torch.zeros(3, 4, 5, dtype=torch.complex64), y)

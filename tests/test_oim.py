@@ -11,6 +11,8 @@ import torch.nn.functional as F
 import personsearch.losses.oim as oim_module
 from personsearch.losses.oim import BACKGROUND, OIMLoss
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _unit(n: int, d: int, seed: int = 0) -> torch.Tensor:
     return F.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=1)
@@ -139,9 +141,9 @@ rank, init, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
 torch.manual_seed(100 + rank)  # each rank sees different features and pids
 loss = OIMLoss(num_features=8, num_pids=4, num_cq=5)
+pids = [torch.tensor([0, -1, 2]), torch.tensor([2, -1, -2, 3, -1])][rank]
 for _ in range(3):
-    x = torch.nn.functional.normalize(torch.randn(3 + rank, 8), dim=1)
-    loss(x, torch.randint(-2, 4, (3 + rank,)))
+    loss(torch.nn.functional.normalize(torch.randn(len(pids), 8), dim=1), pids)
 torch.save(loss.state_dict(), out)
 dist.destroy_process_group()
 """
@@ -168,4 +170,5 @@ def test_memories_identical_under_real_gloo_ranks(tmp_path) -> None:
     states = [torch.load(tmp_path / f"r{r}.pt") for r in range(2)]
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
-    assert torch.count_nonzero(states[0]["cq"]) > 0
+    assert int(states[0]["cq_pointer"]) == (3 * 3) % 5  # 1 + 2 unlabeled per step, both ranks
+    assert torch.count_nonzero(states[0]["lut"].norm(dim=1)) == 3

@@ -8,17 +8,11 @@ import torch
 from personsearch.models.search import LOSS_KEYS, PersonSearchModel, build_person_search_model
 from personsearch.models.search.heads import NormAwareEmbedding
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 H, W = 224, 160
 # identity -> (top colour, bottom colour) of its rectangle "person"
 COLOURS = {0: ((0.9, 0.1, 0.1), (0.1, 0.1, 0.9)), 1: ((0.1, 0.8, 0.1), (0.9, 0.9, 0.1))}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _small_model(backbone: str, seed: int = 0) -> PersonSearchModel:

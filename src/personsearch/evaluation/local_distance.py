@@ -19,6 +19,8 @@ Computation, vectorised over image pairs (no Python loop over pairs):
   diagonal k - 1, so each step is one vectorised min + add over all pairs and cells of the diagonal
   (in place, through strided views; an out-of-place variant carries autograd).
 Blocks of at most ``chunk`` pairs bound the memory: (H*H + H) * itemsize bytes of temporaries per pair.
+On CPU the blocks run on torch.get_num_threads() single-threaded workers (coarse-grained: no OpenMP
+fork/join per small op, and one descheduled thread does not stall the others on a loaded machine).
 
 Inputs: numpy arrays (result: numpy float32) or torch tensors (result: a tensor on the same device,
 same floating dtype; float16/bfloat16 are computed in float32). When autograd is on and an input
@@ -29,13 +31,15 @@ finite at zero distance), so the same code serves the local triplet loss.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 
-MEMORY_BUDGET = 256 << 20  # bytes of per-block temporaries the default chunk stays under
-PAIRS_PER_BLOCK = 1 << 19  # default block when the budget allows: few, large vectorised ops per pair
+MEMORY_BUDGET = 256 << 20  # bytes of block temporaries (all workers) the default chunk stays under
+PAIRS_PER_BLOCK = 1 << 18  # default pairs per block (per worker thread) when the budget allows
 GALLERY_BLOCK = 4096  # gallery items per block (queries per block = chunk // this)
 SQRT_EPS = 1e-12  # inside the square root on the differentiable path only
 
@@ -60,6 +64,8 @@ def _to_tensors(x, y) -> tuple[torch.Tensor, torch.Tensor, bool, torch.dtype]:
         y = torch.as_tensor(np.asarray(y), device=ref.device)
     if x.device != y.device:
         raise ValueError(f"x and y are on different devices: x on {x.device}, y on {y.device}")
+    if x.is_complex() or y.is_complex():
+        raise ValueError(f"x and y must be real, got {x.dtype} and {y.dtype}")
     out_dtype = torch.promote_types(x.dtype, y.dtype)
     if not out_dtype.is_floating_point:
         out_dtype = torch.get_default_dtype()
@@ -81,7 +87,7 @@ def _validate(x: torch.Tensor, y: torch.Tensor, paired: bool) -> None:
     if paired and x.shape[0] != y.shape[0]:
         raise ValueError(f"paired distances need as many sequences in x as in y: {shapes}")
     for name, a in (("x", x), ("y", y)):
-        if a.is_floating_point() or a.is_complex():
+        if a.is_floating_point():
             finite = torch.isfinite(a.detach())
             if not bool(finite.all()):
                 bad = tuple(int(i) for i in (~finite).nonzero()[0])
@@ -114,6 +120,28 @@ def _finish(out: torch.Tensor, numpy_io: bool, out_dtype: torch.dtype):
 def _refine_tau(dtype: torch.dtype) -> float:
     """Squared distances below tau * (|x|^2 + |y|^2) are recomputed exactly from the differences."""
     return min(1.0, 16 * math.sqrt(torch.finfo(dtype).eps))
+
+
+_THREADS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _single_threaded_torch(wanted: bool):
+    """Yield True with torch's intra-op thread count set to 1 (restored on exit, by the same thread).
+
+    Only one call at a time changes it (a non-blocking lock): a concurrent call gets False and runs
+    its blocks inline, so the thread that saved the count is always the one that restores it.
+    """
+    if not wanted or not _THREADS_LOCK.acquire(blocking=False):
+        yield False
+        return
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        yield True
+    finally:
+        torch.set_num_threads(saved)
+        _THREADS_LOCK.release()
 
 
 # ---------------------------------------------------------------- shortest path
@@ -201,9 +229,10 @@ def _refine(sq, nx, ny, x_blk, y_blk, tau, grad):
     return sq
 
 
-def _default_pairs(h: int, itemsize: int, per_pair_extra: int = 0) -> int:
+def _default_pairs(h: int, itemsize: int, per_pair_extra: int = 0, workers: int = 1) -> int:
+    """Pairs per block: PAIRS_PER_BLOCK, or fewer so that ``workers`` blocks fit in MEMORY_BUDGET."""
     per_pair = (h * h + h) * itemsize + per_pair_extra
-    return max(1, min(PAIRS_PER_BLOCK, MEMORY_BUDGET // per_pair))
+    return max(1, min(PAIRS_PER_BLOCK, MEMORY_BUDGET // (per_pair * workers)))
 
 
 # ---------------------------------------------------------------- public API
@@ -214,16 +243,23 @@ def local_distance(x, y, chunk: int | None = None):
 
     numpy in -> numpy float32 out; torch in -> torch out (same device and floating dtype,
     differentiable when autograd is on and an input requires grad). ``chunk`` = at most this many
-    (query, gallery) pairs per block (default 2^19 pairs: (H*H + H)*4 bytes each, 144 MB of
-    temporaries at H=8 in float32; fewer pairs when H is larger, so they stay under ~256 MB).
+    (query, gallery) pairs per block; each block needs (H*H + H) * itemsize bytes per pair of
+    temporaries. Default: 2^18 pairs (72 MB at H=8, float32) per worker, fewer when H is larger, so
+    all workers together stay under ~256 MB. On CPU without autograd, blocks run on
+    torch.get_num_threads() worker threads, each single-threaded (torch's thread count is set to 1
+    for the duration of the call and restored): whole blocks in parallel rather than OpenMP inside
+    every small op, which also keeps a loaded machine from stalling the call.
     Raises ValueError on wrong dimensions, mismatched H or C, empty input or NaN/inf.
     """
     xt, yt, numpy_io, out_dtype, grad = _prepare(x, y, paired=False)
     m_all, h, c = xt.shape
     n_all = yt.shape[0]
-    pairs = _check_chunk(chunk, _default_pairs(h, xt.element_size()))
+    workers = torch.get_num_threads() if xt.device.type == "cpu" and not grad else 1
+    pairs = _check_chunk(chunk, _default_pairs(h, xt.element_size(), workers=workers))
     n_blk = min(n_all, pairs, GALLERY_BLOCK)
     m_blk = min(m_all, max(1, pairs // n_blk))
+    blocks = [(q0, g0) for g0 in range(0, n_all, n_blk) for q0 in range(0, m_all, m_blk)]
+    workers = min(workers, len(blocks))
     tau = _refine_tau(xt.dtype)
     with nullcontext() if grad else torch.no_grad():
         mu = (xt.detach().sum((0, 1)) + yt.detach().sum((0, 1))) / ((m_all + n_all) * h)
@@ -232,36 +268,51 @@ def local_distance(x, y, chunk: int | None = None):
         xa = torch.cat([xs * -2, nx[..., None], torch.ones_like(nx)[..., None]], 2)  # (H, M, C + 2)
         ya = torch.cat([ys, torch.ones_like(ny)[..., None], ny[..., None]], 2)  # (H, N, C + 2)
         del xs, ys
+        # GEMM operands per block, laid out once: rows (i, a) = stripe i of item a of the block
+        xa_blocks = {q0: xa[:, q0:q0 + m_blk].reshape(-1, c + 2) for q0 in range(0, m_all, m_blk)}
+        ya_blocks = {g0: ya[:, g0:g0 + n_blk].reshape(-1, c + 2) for g0 in range(0, n_all, n_blk)}
+        del xa, ya
         x_raw, y_raw = xt.transpose(0, 1), yt.transpose(0, 1)
+
+        def half_tanh_block(q0: int, g0: int, buf: torch.Tensor | None) -> torch.Tensor:
+            """(H, m, H, n) block of d / 2, cell (i, j) of pair (query q0 + a, gallery g0 + b)."""
+            q1, g1 = min(q0 + m_blk, m_all), min(g0 + n_blk, n_all)
+            m, n = q1 - q0, g1 - g0
+            xa_b, ya_b = xa_blocks[q0], ya_blocks[g0]
+            if buf is None:
+                sq = xa_b @ ya_b.T  # (H*m, H*n): rows (i, a), columns (j, b)
+            else:
+                sq = torch.mm(xa_b, ya_b.T, out=buf[:h * m * h * n].view(h * m, h * n))
+            sq = _refine(sq, nx[:, q0:q1].reshape(-1), ny[:, g0:g1].reshape(-1), x_raw[:, q0:q1],
+                         y_raw[:, g0:g1], tau, grad)
+            return _half_tanh(sq, grad).view(h, m, h, n)
+
         if grad:
-            rows_out = [[] for _ in range(0, m_all, m_blk)]
+            rows_out: dict[int, list[torch.Tensor]] = {}
+            for q0, g0 in blocks:  # gallery-major: each query row's blocks arrive in column order
+                half = half_tanh_block(q0, g0, None)
+                cells = half.permute(0, 2, 1, 3).reshape(h * h, *half.shape[1::2])
+                rows_out.setdefault(q0, []).append(_dp_autograd(cells, h) * 2)
+            out = torch.cat([torch.cat(rows_out[q0], 1) for q0 in sorted(rows_out)], 0)
         else:
             out = torch.empty((m_all, n_all), dtype=xt.dtype, device=xt.device)
-            buf = torch.empty(h * m_blk * h * n_blk, dtype=xt.dtype, device=xt.device)
-            scratch = torch.empty(max(h - 1, 1) * m_blk * n_blk, dtype=xt.dtype, device=xt.device)
-        for g0 in range(0, n_all, n_blk):
-            g1 = min(g0 + n_blk, n_all)
-            n = g1 - g0
-            ya_b = ya[:, g0:g1].reshape(h * n, c + 2)
-            ny_b, y_b = ny[:, g0:g1].reshape(-1), y_raw[:, g0:g1]
-            for qi, q0 in enumerate(range(0, m_all, m_blk)):
-                q1 = min(q0 + m_blk, m_all)
-                m = q1 - q0
-                xa_b = xa[:, q0:q1].reshape(h * m, c + 2)
-                nx_b, x_b = nx[:, q0:q1].reshape(-1), x_raw[:, q0:q1]
-                if grad:
-                    sq = xa_b @ ya_b.T  # (H*m, H*n): rows (i, a), columns (j, b)
+            local = threading.local()
+
+            def run(block: tuple[int, int]) -> None:
+                if not hasattr(local, "buf"):  # per-worker buffers, reused across its blocks
+                    local.buf = torch.empty(h * m_blk * h * n_blk, dtype=xt.dtype, device=xt.device)
+                    local.scratch = torch.empty(max(h - 1, 1) * m_blk * n_blk, dtype=xt.dtype, device=xt.device)
+                q0, g0 = block
+                half = half_tanh_block(q0, g0, local.buf)
+                torch.mul(_dp_inplace(half, local.scratch), 2, out=out[q0:q0 + half.shape[1], g0:g0 + half.shape[3]])
+
+            with _single_threaded_torch(workers > 1) as parallel:
+                if parallel:
+                    with ThreadPoolExecutor(workers) as pool:
+                        list(pool.map(run, blocks))
                 else:
-                    sq = torch.mm(xa_b, ya_b.T, out=buf[:h * m * h * n].view(h * m, h * n))
-                sq = _refine(sq, nx_b, ny_b, x_b, y_b, tau, grad)
-                half = _half_tanh(sq, grad).view(h, m, h, n)
-                if grad:
-                    cells = half.permute(0, 2, 1, 3).reshape(h * h, m, n)
-                    rows_out[qi].append(_dp_autograd(cells, h) * 2)
-                else:
-                    torch.mul(_dp_inplace(half, scratch), 2, out=out[q0:q1, g0:g1])
-        if grad:
-            out = torch.cat([torch.cat(r, 1) for r in rows_out], 0)
+                    for block in blocks:
+                        run(block)
     return _finish(out, numpy_io, out_dtype)
 
 

@@ -8,6 +8,7 @@ METHODS: dict[str, str] = {
     # method name -> "module:Class"; imported lazily so `personsearch --help` stays fast
     "baseline": "personsearch.methods.baseline:BaselineRecipe",
     "alignedreid": "personsearch.methods.alignedreid:AlignedReidRecipe",
+    "nae": "personsearch.methods.person_search:PersonSearchRecipe",
 }
 
 
