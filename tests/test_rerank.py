@@ -233,7 +233,7 @@ def test_feature_errors():
     q, g = _features(rng, 3, 5, dim=8)
     with pytest.raises(ValueError, match="g_feats has feature dimension 7 but q_feats has 8"):
         re_ranking_features(q, g[:, :7])
-    with pytest.raises(ValueError, match="need at least one query"):
+    with pytest.raises(ValueError, match="need at least one row in q_feats"):
         re_ranking_features(q[:0], g)
     with pytest.raises(ValueError, match="q_feats must have 2"):
         re_ranking_features(q[0], g)

@@ -26,3 +26,16 @@ def require_length(arr: np.ndarray, n: int, name: str, against: str) -> None:
     """Raise ValueError if ``len(arr) != n``."""
     if len(arr) != n:
         raise ValueError(f"{name} has {len(arr)} entries but {against} has {n}")
+
+
+def feature_pair(query, gallery, q_name: str, g_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 (N, D) feature sets, validated: non-empty, same D, finite; errors name them."""
+    q = as_array(query, q_name, 2, np.float32)
+    g = as_array(gallery, g_name, 2, np.float32)
+    if len(q) == 0 or len(g) == 0:
+        raise ValueError(f"need at least one row in {q_name} and {g_name}, got shapes {q.shape} and {g.shape}")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"{g_name} has feature dimension {g.shape[1]} but {q_name} has {q.shape[1]}")
+    require_finite(q, q_name)
+    require_finite(g, g_name)
+    return np.ascontiguousarray(q), np.ascontiguousarray(g)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .checks import as_array, require_finite
+from .checks import feature_pair
 
 METRICS = ("euclidean", "cosine")
 
@@ -15,14 +15,7 @@ def compute_distance(query: np.ndarray, gallery: np.ndarray, metric: str = "eucl
     """(Q, G) float32 distances: "euclidean" = squared L2 (torchreid, no sqrt), "cosine" = 1 - cos."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got '{metric}'")
-    q = as_array(query, "query features", 2, np.float32)
-    g = as_array(gallery, "gallery features", 2, np.float32)
-    if len(q) == 0 or len(g) == 0:
-        raise ValueError(f"empty features: {len(q)} query and {len(g)} gallery rows")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"feature dimensions differ: query {q.shape[1]} vs gallery {g.shape[1]}")
-    require_finite(q, "query features")
-    require_finite(g, "gallery features")
+    q, g = feature_pair(query, gallery, "query features", "gallery features")
     qt, gt = torch.from_numpy(q), torch.from_numpy(g)
     if metric == "cosine":
         qt = torch.nn.functional.normalize(qt, dim=1)

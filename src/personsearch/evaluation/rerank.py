@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .checks import as_array
+from .checks import as_array, feature_pair
 from .rerank_sparse import encode, jaccard_blend, query_expand
 
 BLOCK_ELEMENTS = 8_000_000  # elements of S handled per column block (~32 MB float32 buffer)
@@ -204,16 +204,7 @@ def _pair_dist(x, xa, y, ya, metric: str) -> np.ndarray:
 def _prepare_features(q_feats, g_feats, metric):
     if metric not in ("euclidean", "cosine"):
         raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
-    q = as_array(q_feats, "q_feats", 2)
-    g = as_array(g_feats, "g_feats", 2)
-    if len(q) == 0 or len(g) == 0:
-        raise ValueError(f"need at least one query and one gallery feature, got q_feats {q.shape}, g_feats {g.shape}")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"g_feats has feature dimension {g.shape[1]} but q_feats has {q.shape[1]}")
-    _require_finite_rows(q, "q_feats")
-    _require_finite_rows(g, "g_feats")
-    q = np.ascontiguousarray(q, dtype=np.float32)
-    g = np.ascontiguousarray(g, dtype=np.float32)
+    q, g = feature_pair(q_feats, g_feats, "q_feats", "g_feats")
     return _Features(q, g, metric)
 
 
