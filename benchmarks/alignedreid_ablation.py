@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from personsearch.cli.runs import build_recipe, load_recipe_config, save_run_config
+from personsearch.methods.runs import build_recipe, load_recipe_config, save_run_config
 from personsearch.engine import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "reid"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from personsearch.cli import main
-from personsearch.cli.runs import build_recipe, load_recipe_config
+from personsearch.methods.runs import build_recipe, load_recipe_config
 from personsearch.engine import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "reid"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from personsearch.cli.runs import build_recipe, load_recipe_config
+from personsearch.methods.runs import build_recipe, load_recipe_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "search" / "nae.yaml"
@@ -38,4 +38,4 @@ def test_recipe_trains_a_step_and_reports_every_protocol_metric(tiny_synth):
 def test_recipe_refuses_a_reid_dataset(tiny_synth):
     cfg = load_recipe_config(CONFIG, [f"data.root={tiny_synth / 'market1501'}", "data.format=market1501"])
     with pytest.raises(ValueError, match="not a person search dataset"):
-        build_recipe(cfg)
+        build_recipe(cfg).build_model()  # the data is read on first use

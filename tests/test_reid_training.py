@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from personsearch.cli import main
-from personsearch.cli.runs import build_config, build_recipe
+from personsearch.methods.runs import build_config, build_recipe
 from personsearch.engine import train
 
 TINY_RECIPE = {

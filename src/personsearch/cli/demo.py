@@ -69,7 +69,7 @@ def _synthesize(args: argparse.Namespace, folder: Path) -> int:
 def _train_reid(args: argparse.Namespace, folder: Path) -> dict[str, float]:
     from ..engine import train
     from .evaluate import format_table
-    from .runs import build_recipe, load_recipe_config, save_run_config
+    from ..methods.runs import build_recipe, load_recipe_config, save_run_config
 
     run = args.out / f"reid-{args.recipe.stem}-{args.preset}-{args.seed}"
     overrides = [f"data.root={folder / 'market1501'}", "eval.report_queries=12", *args.overrides]

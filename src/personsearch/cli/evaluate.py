@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .runs import add_override_argument, load_run
+from ..methods.runs import load_run
+from .options import add_override_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

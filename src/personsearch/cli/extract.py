@@ -6,7 +6,8 @@ import argparse
 import io
 from pathlib import Path
 
-from .runs import add_override_argument, load_run
+from ..methods.runs import load_run
+from .options import add_override_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.extract import ExtractConfig, extract_from_paths
     from ..utils.files import atomic_write_bytes
 
-    cfg, _, model = load_run(args.run, args.overrides)
+    cfg, _, model = load_run(args.run, args.overrides, need_data=False)
     paths = list_images(args.images)
     ext = ExtractConfig(batch_size=args.batch_size, precision=args.precision, progress=True)
     feats = extract_from_paths(model, paths, build_test_transform(cfg.data.height, cfg.data.width), ext)

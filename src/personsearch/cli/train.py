@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .runs import add_override_argument, build_recipe, load_recipe_config, save_run_config
+from ..methods.runs import build_recipe, load_recipe_config, save_run_config
+from .options import add_override_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

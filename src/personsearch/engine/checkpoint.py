@@ -102,17 +102,36 @@ def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], sour
     model.load_state_dict(state_dict)
 
 
-def load_weights(model: nn.Module, path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load model weights from a run dir, a checkpoints dir, ``last.json``, an ``epoch_XXXX.pt``,
-    or ``model_final.pt``; returns the whole loaded file (meta, history, ...)."""
+def resolve_weights_file(path: str | Path) -> Path:
+    """The weights file meant by a run dir, a checkpoints dir, ``last.json``, an ``epoch_XXXX.pt``
+    or ``model_final.pt`` (a run's final weights first, else its newest checkpoint)."""
     path = Path(path)
     if path.is_dir():
         final = path / "model_final.pt"
         path = final if final.is_file() else (path / "checkpoints" if (path / "checkpoints").is_dir() else path) / "last.json"
     if path.suffix == ".json":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: checkpoint not found")
         path = path.parent / json.loads(path.read_text())["file"]
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    state = torch.load(path, map_location=map_location, weights_only=False)
-    load_model_state(model, state["model"] if isinstance(state, dict) and "model" in state else state, str(path))
+    return path
+
+
+def _load_file(path: str | Path, map_location: Any) -> tuple[Path, Any]:
+    file = resolve_weights_file(path)
+    return file, torch.load(file, map_location=map_location, weights_only=False)
+
+
+def read_weights(path: str | Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+    """The model state dict stored at ``path`` (anything :func:`resolve_weights_file` accepts)."""
+    _, state = _load_file(path, map_location)
+    return state["model"] if isinstance(state, dict) and "model" in state else state
+
+
+def load_weights(model: nn.Module, path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load model weights from anything :func:`resolve_weights_file` accepts; returns the whole
+    loaded file (meta, history, ...)."""
+    file, state = _load_file(path, map_location)
+    load_model_state(model, state["model"] if isinstance(state, dict) and "model" in state else state, str(file))
     return state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +32,38 @@ class PersonSearchRecipe:
 
     def __init__(self, cfg: SearchRecipeConfig, report_dir: Path | None = None) -> None:
         self.cfg = cfg
-        data = read_dataset(cfg.data.format, cfg.data.root)
-        if not isinstance(data, SearchDataset):
-            raise ValueError(f"format '{cfg.data.format}' is not a person search dataset (cuhk-sysu, prw)")
-        self.dataset = data
         self.report_dir = report_dir
-        self.num_unlabeled = sum(int((s.pids == UNLABELED).sum()) for s in data.train)
+
+    @cached_property
+    def dataset(self) -> SearchDataset:
+        """The scenes, read on first use (inference from a run needs no dataset)."""
+        data = read_dataset(self.cfg.data.format, self.cfg.data.root)
+        if not isinstance(data, SearchDataset):
+            raise ValueError(f"format '{self.cfg.data.format}' is not a person search dataset (cuhk-sysu, prw)")
+        return data
+
+    @cached_property
+    def num_pids(self) -> int:
+        """Labeled identities (OIM lookup table rows)."""
+        return self.dataset.num_train_pids
+
+    @cached_property
+    def num_cq(self) -> int:
+        """Circular queue length: the configured size, capped by the unlabeled boxes in training."""
+        unlabeled = sum(int((s.pids == UNLABELED).sum()) for s in self.dataset.train)
+        return max(1, min(self.cfg.model.num_cq, unlabeled))
+
+    def restore_sizes(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Take the OIM table sizes from trained weights instead of the dataset."""
+        for attr, key in (("num_pids", "roi_heads.oim.lut"), ("num_cq", "roi_heads.oim.cq")):
+            if key not in state_dict:
+                raise ValueError(f"weights lack '{key}': not a person search model")
+            setattr(self, attr, int(state_dict[key].shape[0]))
 
     def build_model(self) -> torch.nn.Module:
         m, d = self.cfg.model, self.cfg.data
-        return build_person_search_model(m.backbone, self.dataset.num_train_pids, weights=m.weights,
-                                         min_size=d.min_size, max_size=d.max_size,
-                                         num_cq=max(1, min(m.num_cq, self.num_unlabeled)))
+        return build_person_search_model(m.backbone, self.num_pids, weights=m.weights,
+                                         min_size=d.min_size, max_size=d.max_size, num_cq=self.num_cq)
 
     def build_train_loader(self, rank: int, world_size: int, seed: int) -> DataLoader:
         d = self.cfg.data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -30,9 +31,22 @@ class ReidRecipe:
 
     def __init__(self, cfg: ReidRecipeConfig, report_dir: Path | None = None) -> None:
         self.cfg = cfg
-        self.dataset = load_reid_dataset(cfg.data.format, cfg.data.root)
-        self.num_classes = self.dataset.num_train_pids
         self.report_dir = report_dir
+
+    @cached_property
+    def dataset(self) -> ReidDataset:
+        """The recipe's dataset, read on first use (inference from a run needs no dataset)."""
+        return load_reid_dataset(self.cfg.data.format, self.cfg.data.root)
+
+    @cached_property
+    def num_classes(self) -> int:
+        """Identity classes of the classifier (assign to build a model without reading the data)."""
+        return self.dataset.num_train_pids
+
+    def restore_sizes(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Take the classifier size from trained weights instead of the dataset."""
+        rows = [v.shape[0] for k, v in state_dict.items() if k.endswith("classifier.weight")]
+        self.num_classes = rows[0] if rows else 0
 
     def build_model(self) -> torch.nn.Module:
         m = self.cfg.model

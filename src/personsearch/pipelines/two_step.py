@@ -12,18 +12,10 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .images import ImageLike, check_boxes, load_rgb
 
 Detector = Callable[[np.ndarray], np.ndarray]  # RGB uint8 (H, W, 3) -> (N, 5) x1, y1, x2, y2, score
-
-
-def _as_rgb(image) -> np.ndarray:
-    array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"image must be RGB uint8 (H, W, 3), got {array.dtype} {array.shape}")
-    return array
 
 
 class TwoStepSearcher:
@@ -37,6 +29,8 @@ class TwoStepSearcher:
         self.batch_size = batch_size
         self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        with torch.no_grad():
+            self.dim = int(self.embedder(torch.zeros(1, 3, *crop_size)).shape[1])
 
     def _crops(self, image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
         height, width = image.shape[:2]
@@ -52,19 +46,23 @@ class TwoStepSearcher:
         return (torch.cat(crops) - self.mean) / self.std
 
     @torch.no_grad()
-    def extract_query(self, image, boxes) -> np.ndarray:
+    def extract_query(self, image: ImageLike, boxes) -> np.ndarray:
         """L2-normalised embeddings (N, D) of the given boxes [x1, y1, x2, y2] in ``image``."""
-        rgb = _as_rgb(image)
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        rgb = load_rgb(image)
+        boxes = check_boxes(boxes, rgb.shape[1], rgb.shape[0])
         if len(boxes) == 0:
-            return np.zeros((0, 0), np.float32)
+            return np.zeros((0, self.dim), np.float32)
         crops = self._crops(rgb, boxes)
         feats = torch.cat([self.embedder(crops[i:i + self.batch_size]) for i in range(0, len(crops), self.batch_size)])
         return F.normalize(feats.float(), dim=1).numpy()
 
-    def __call__(self, image) -> dict[str, np.ndarray]:
+    def __call__(self, image: ImageLike) -> dict[str, np.ndarray]:
         """Detect and embed every person: ``{"boxes", "scores", "embeddings"}``."""
-        rgb = _as_rgb(image)
+        rgb = load_rgb(image)
         detections = np.asarray(self.detector(rgb), np.float32).reshape(-1, 5)
+        height, width = rgb.shape[:2]
+        x1, y1 = detections[:, 0].clip(0, width), detections[:, 1].clip(0, height)
+        x2, y2 = detections[:, 2].clip(0, width), detections[:, 3].clip(0, height)
+        detections = detections[(x2 - x1 >= 1) & (y2 - y1 >= 1)]  # degenerate boxes have nothing to embed
         return {"boxes": detections[:, :4], "scores": detections[:, 4],
                 "embeddings": self.extract_query(rgb, detections[:, :4])}

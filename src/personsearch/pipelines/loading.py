@@ -1,0 +1,57 @@
+"""Searchers ready to use: the pretrained two-step pipeline, or one built from a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .end_to_end import EndToEndSearcher
+from .images import ImageLike
+from .two_step import TwoStepSearcher
+
+PRETRAINED = "pretrained"
+
+
+class Searcher(Protocol):
+    """What every pipeline offers: whole images in, people (boxes, scores, embeddings) out."""
+
+    def __call__(self, image: ImageLike) -> dict[str, np.ndarray]: ...
+
+    def extract_query(self, image: ImageLike, boxes) -> np.ndarray: ...
+
+
+def _ssdlite(score_threshold: float, tile: bool):
+    from ..detection import SsdlitePersonDetector
+
+    return SsdlitePersonDetector(score_threshold=score_threshold, tile=tile).detect
+
+
+def pretrained_searcher(score_threshold: float = 0.5, tile: bool = False) -> TwoStepSearcher:
+    """Zero-training two-step search: the shipped SSDLite person detector + ImageNet MobileNetV2 features."""
+    from ..models import build_reid_model
+
+    embedder = build_reid_model("mobilenetv2", 0, weights="imagenet", neck="none")
+    return TwoStepSearcher(_ssdlite(score_threshold, tile), embedder, crop_size=(256, 128))
+
+
+def load_searcher(model: str | Path = PRETRAINED, *, score_threshold: float = 0.5, tile: bool = False,
+                  dtype: torch.dtype | None = None) -> Searcher:
+    """A searcher from ``"pretrained"`` or a training run (folder or checkpoint file).
+
+    A person search run (e.g. NAE) is used end to end; a ReID run becomes the embedder of a two-step
+    pipeline behind the shipped SSDLite detector. ``score_threshold`` drops weaker detections;
+    ``tile`` makes the SSDLite detector look for small, far people (slower).
+    """
+    if str(model) == PRETRAINED:
+        return pretrained_searcher(score_threshold, tile)
+    from ..methods.runs import load_run
+    from ..models.search import PersonSearchModel
+
+    cfg, _, net = load_run(model, need_data=False)
+    if isinstance(net, PersonSearchModel):
+        return EndToEndSearcher(net, det_thresh=score_threshold, dtype=dtype)
+    crop = (int(cfg.data.height), int(cfg.data.width))
+    return TwoStepSearcher(_ssdlite(score_threshold, tile), net, crop_size=crop)
