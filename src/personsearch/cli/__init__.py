@@ -16,6 +16,9 @@ VERBS = {
     "eval": ("evaluate", "evaluate a trained run: metrics table + JSON"),
     "extract": ("extract", "embed every image of a folder with a trained run"),
     "demo": ("demo", "the main job on the embedded synthetic benchmark"),
+    "index": ("index", "build, extend or inspect a searchable index of the people in images and videos"),
+    "query": ("query", "find a person (query image + box) in an index: ranked hits, JSON, HTML report"),
+    "serve": ("serve", "REST API and web page over a gallery index"),
 }
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from pathlib import Path
 
-from ..methods.runs import load_run
+from ..methods import recipe_class
+from ..methods.runs import CONFIG_NAME, load_run, run_folder
+from ..utils.config import load_yaml
 from .options import add_override_argument
 
 
@@ -19,23 +22,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def format_table(metrics: dict[str, float]) -> str:
-    """Metrics as an aligned two-column table, fractions shown as percentages."""
-    width = max(len(k) for k in metrics)
-    return "\n".join(f"{k:<{width}}  {100 * v:6.2f}" for k, v in metrics.items())
+    """Metrics as aligned text, fractions shown as percentages.
+
+    Keys ``name@N`` (person search: one gallery size N per row) become a grid with a row per N and a
+    column per name; the other keys are listed one per line above it.
+    """
+    plain = {k: v for k, v in metrics.items() if "@" not in k}
+    grid: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if "@" in key:
+            name, size = key.split("@", 1)
+            grid.setdefault(size, {})[name] = value
+    lines = []
+    if plain:
+        width = max(len(k) for k in plain)
+        lines += [f"{k:<{width}}  {100 * v:6.2f}" for k, v in plain.items()]
+    if grid:
+        names = list(dict.fromkeys(n for row in grid.values() for n in row))
+        lines.append("gallery  " + "  ".join(f"{n:>7}" for n in names))
+        for size, row in grid.items():
+            cells = "  ".join(f"{100 * row[n]:7.2f}" if n in row else f"{'-':>7}" for n in names)
+            lines.append(f"{size:>7}  {cells}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..utils.files import atomic_write_text
 
+    run_dir = run_folder(args.run)
+    method = str(load_yaml(run_dir / CONFIG_NAME).get("method", "baseline"))
+    knobs = {field.name for field in fields(recipe_class(method).CONFIG().eval)}
     overrides = list(args.overrides)
-    if args.rerank:
-        overrides.append("eval.rerank=true")
-    if args.report:
-        overrides.append(f"eval.report_queries={args.report}")
+    for flag, key, value in (("--rerank", "rerank", args.rerank and "true"),
+                             ("--report", "report_queries", args.report)):
+        if value and key not in knobs:
+            raise ValueError(f"{flag} does not apply to '{method}' runs (their eval settings: {', '.join(sorted(knobs))})")
+        if value:
+            overrides.append(f"eval.{key}={value}")
     cfg, recipe, model = load_run(args.run, overrides)
     metrics = recipe.evaluate(model)
     print(format_table(metrics))
-    run_dir = args.run if args.run.is_dir() else args.run.parent
     target = args.json or run_dir / "eval.json"
     atomic_write_text(target, json.dumps(metrics, indent=2))
     print(f"wrote {target}")

@@ -63,7 +63,20 @@ class PersonSearchRecipe:
     def build_model(self) -> torch.nn.Module:
         m, d = self.cfg.model, self.cfg.data
         return build_person_search_model(m.backbone, self.num_pids, weights=m.weights,
-                                         min_size=d.min_size, max_size=d.max_size, num_cq=self.num_cq)
+                                         min_size=d.min_size, max_size=d.max_size, num_cq=self.num_cq,
+                                         roi_output_size=m.roi_output_size, box_batch_size_per_image=m.box_batch_size,
+                                         rpn_post_nms_top_n=tuple(m.rpn_post_nms),
+                                         detections_per_img=m.detections_per_img,
+                                         embedding_grad_scale=m.embedding_grad_scale)
+
+    def param_groups(self, model: torch.nn.Module) -> list[dict]:
+        """The embedding head at ``model.embedding_lr_mult`` x the base learning rate, the rest at 1x."""
+        lr, mult = self.cfg.engine.lr, self.cfg.model.embedding_lr_mult
+        head = {id(p) for p in model.roi_heads.embedding_head.parameters()}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in head]
+        groups = [{"params": rest, "lr": lr}]
+        embedding = [p for p in model.roi_heads.embedding_head.parameters() if p.requires_grad]
+        return groups + [{"params": embedding, "lr": lr * mult}]
 
     def build_train_loader(self, rank: int, world_size: int, seed: int) -> DataLoader:
         d = self.cfg.data
@@ -75,7 +88,8 @@ class PersonSearchRecipe:
     def training_step(self, model: torch.nn.Module, batch, epoch: int):
         images, targets = batch
         losses = model(images, [{"boxes": t["boxes"], "pids": t["pids"]} for t in targets])
-        total = sum(losses.values())
+        weights = self.cfg.loss
+        total = sum(getattr(weights, key.removeprefix("loss_")) * value for key, value in losses.items())
         return total, {k: float(v.detach()) for k, v in losses.items()}
 
     @torch.no_grad()

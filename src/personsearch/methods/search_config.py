@@ -27,6 +27,24 @@ class SearchModelConfig:
     backbone: str = "resnet50"  # resnet50 | resnet18 | mobilenetv2
     weights: str | None = None  # None | "imagenet" (mobilenetv2, offline) | local checkpoint path
     num_cq: int = 5000  # circular queue of unlabeled persons (capped by the dataset's unlabeled boxes)
+    roi_output_size: int = 14  # RoIAlign grid into the res5 head; 8 is ~3x cheaper on a CPU
+    box_batch_size: int = 128  # sampled proposals per image for the box/identity losses
+    rpn_post_nms: tuple[int, int] = (2000, 300)  # proposals kept after NMS (training, testing)
+    detections_per_img: int = 300  # at most this many people per image at test time
+    embedding_grad_scale: float = 1.0  # < 1 damps the NAE/OIM gradient into the shared detector features
+    embedding_lr_mult: float = 1.0  # learning rate of the embedding head relative to engine.lr
+
+
+@dataclass(frozen=True)
+class SearchLossConfig:
+    """Weight of each loss term in the total (1.0 = as in NAE)."""
+
+    objectness: float = 1.0
+    rpn_box_reg: float = 1.0
+    box_cls: float = 1.0
+    box_reg: float = 1.0
+    nae: float = 1.0
+    oim: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +63,7 @@ class SearchRecipeConfig:
     method: str = "nae"
     data: SearchDataConfig = field(default_factory=SearchDataConfig)
     model: SearchModelConfig = field(default_factory=SearchModelConfig)
+    loss: SearchLossConfig = field(default_factory=SearchLossConfig)
     engine: EngineConfig = field(default_factory=lambda: EngineConfig(
         optimizer="sgd", lr=0.003, weight_decay=5e-4, schedule="multistep", milestones=(16,), epochs=20,
         warmup_epochs=1.0, grad_clip=10.0))

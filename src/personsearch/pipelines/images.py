@@ -16,7 +16,7 @@ ImageLike = Union[str, Path, Image.Image, np.ndarray]
 def load_rgb(image: ImageLike, name: str = "image") -> np.ndarray:
     """RGB uint8 (H, W, 3) from a path, a PIL image or an array; errors name the file or ``name``."""
     if isinstance(image, (str, Path)):
-        return np.asarray(read_image(image), np.uint8)  # DatasetError / FileNotFoundError name the file
+        return np.array(read_image(image), np.uint8)  # writable; DatasetError / FileNotFoundError name the file
     array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise ValueError(f"{name} must be RGB uint8 (H, W, 3), got {array.dtype} {array.shape}")

@@ -44,6 +44,24 @@ class NormAwareEmbedding(nn.Module):
         return identity * torch.sigmoid(logits).unsqueeze(1)
 
 
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by ``scale`` on the way back."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return grad * ctx.scale, None
+
+
+def scale_gradient(x: Tensor, scale: float) -> Tensor:
+    """``x`` unchanged, with its gradient multiplied by ``scale`` (1.0: plain identity)."""
+    return x if scale == 1.0 else _ScaleGradient.apply(x, scale)
+
+
 class PooledHead(nn.Module):
     """The res5 stage (or the last MobileNet blocks) on RoI features, then global max pooling -> (N, C)."""
 
@@ -65,10 +83,12 @@ class SearchRoIHeads(RoIHeads):
     computed on the final (regressed, NMS-kept) boxes by a second pass through the head.
     """
 
-    def __init__(self, *, embedding_head: NormAwareEmbedding, oim: OIMLoss, **roi_kwargs) -> None:
+    def __init__(self, *, embedding_head: NormAwareEmbedding, oim: OIMLoss, embedding_grad_scale: float = 1.0,
+                 **roi_kwargs) -> None:
         super().__init__(**roi_kwargs)
         self.embedding_head = embedding_head
         self.oim = oim
+        self.embedding_grad_scale = float(embedding_grad_scale)
 
     def box_features(
         self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
@@ -113,7 +133,7 @@ class SearchRoIHeads(RoIHeads):
         pooled = self.box_features(features, proposals, image_shapes)
         class_logits, box_regression = self.box_predictor(pooled)
         loss_cls, loss_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
-        identity, person_logits = self.embedding_head(pooled)
+        identity, person_logits = self.embedding_head(scale_gradient(pooled, self.embedding_grad_scale))
         is_person = torch.cat(labels) > 0
         losses = {
             "loss_box_cls": loss_cls,

@@ -1,0 +1,124 @@
+"""`personsearch index build|add|stats`: a searchable gallery of the people in images and videos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+INDEX_TYPES = ("auto", "exact", "hnsw", "ivf")  # personsearch.index.INDEX_TYPES, without importing FAISS
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", type=Path, metavar="DIR", help="folder of images (searched recursively)")
+    source.add_argument("--video", type=Path, metavar="FILE", help="a video file (any format OpenCV reads)")
+    parser.add_argument("--every", type=int, default=1, metavar="N", help="video: index every N-th frame (default 1)")
+    parser.add_argument("--start", type=int, default=0, metavar="F", help="video: first frame to index (default 0)")
+    parser.add_argument("--stop", type=int, default=None, metavar="F", help="video: stop before this frame")
+    parser.add_argument("--camera", default=None, metavar="NAME", help="camera name recorded with these people")
+    parser.add_argument("--commit-every", type=int, default=32, metavar="K",
+                        help="commit progress every K images/frames (a killed run loses at most K)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="index_command", metavar="COMMAND")
+    sub.required = True
+    build = sub.add_parser("build", help="index images or a video into a new index (or continue a killed build)",
+                           description="Detect and embed every person; rerun the same command to continue a killed build.")
+    build.add_argument("--model", default="pretrained",
+                       help="'pretrained' (default: SSDLite + ImageNet MobileNetV2), a training run folder "
+                            "or checkpoint, or py:MODULE:FACTORY")
+    build.add_argument("--out", type=Path, required=True, metavar="INDEX", help="index folder to create")
+    build.add_argument("--index-type", choices=INDEX_TYPES, default="auto",
+                       help="exact (brute force), hnsw or ivf (approximate), auto: exact while small (default)")
+    build.add_argument("--score-threshold", type=float, default=0.5, help="drop weaker detections (default 0.5)")
+    _add_inputs(build)
+    add = sub.add_parser("add", help="add images or a video to an index (files already indexed are skipped)")
+    add.add_argument("index", type=Path, metavar="INDEX")
+    _add_inputs(add)
+    stats = sub.add_parser("stats", help="print what an index holds")
+    stats.add_argument("index", type=Path, metavar="INDEX")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _open_or_create(args: argparse.Namespace):
+    from ..index import PersonIndex, embedding_dim, load_model, model_spec
+    from ..index.metadata import DB_NAME
+
+    spec = model_spec(args.model)
+    if (args.out / DB_NAME).exists():
+        index = PersonIndex.open(args.out)
+        if index.model != spec:
+            raise ValueError(f"{args.out} holds an index built with model {index.model}, not {spec}: "
+                             f"choose another --out (or `personsearch index add {args.out} ...`)")
+        print(f"{args.out}: index exists ({len(index)} people): continuing, files already indexed are skipped")
+        return index, index.load_searcher()
+    searcher = load_model(spec, args.score_threshold)
+    index = PersonIndex.create(args.out, model=spec, dim=embedding_dim(searcher), index_type=args.index_type,
+                               score_threshold=args.score_threshold)
+    return index, searcher
+
+
+def _images(args: argparse.Namespace) -> list[Path] | None:
+    """The images to index (checked before any index is created), or None for a video."""
+    if args.images is None:
+        if not args.video.is_file():
+            raise FileNotFoundError(f"{args.video}: no such video file")
+        return None
+    from ..data.folder import list_images
+
+    return list_images(args.images)
+
+
+def _index_inputs(index, searcher, images: list[Path] | None, args: argparse.Namespace) -> int:
+    progress = not args.quiet
+    if images is not None:
+        report = index.add_images(searcher, images, camera=args.camera, progress=progress,
+                                  commit_every=args.commit_every)
+        unit = "images"
+    else:
+        report = index.add_video(searcher, args.video, every=args.every, camera=args.camera, progress=progress,
+                                 start=args.start, stop=args.stop, commit_every=args.commit_every)
+        unit = "frames"
+    print(f"indexed {report.images} {unit} ({report.people} people); {report.already} {unit} already indexed; "
+          f"{len(report.skipped)} skipped; the index holds {len(index)} people ({index.index_type} search)")
+    for path, reason in report.skipped:
+        print(f"  skipped {path}: {reason}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from ..index import PersonIndex
+
+    stats = PersonIndex.open(args.index).stats()
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    for key, value in stats.items():
+        if key != "skipped_files":
+            print(f"{key:>21}: {value}")
+    for path, reason in stats["skipped_files"]:
+        print(f"  skipped {path}: {reason}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.index_command == "stats":
+        return _stats(args)
+    if args.images is not None and (args.every != 1 or args.start or args.stop is not None):
+        raise ValueError("--every, --start and --stop apply to --video only")
+    if args.every < 1 or args.start < 0 or args.commit_every < 1:
+        raise ValueError("--every and --commit-every must be >= 1 and --start >= 0")
+    if args.index_command == "build":
+        images = _images(args)
+        index, searcher = _open_or_create(args)
+    else:
+        from ..index import PersonIndex
+
+        index = PersonIndex.open(args.index)
+        images = _images(args)
+        searcher = index.load_searcher()
+    with index:
+        return _index_inputs(index, searcher, images, args)

@@ -1,0 +1,84 @@
+"""Detection + embedding over a stream of frames, committed to the index in batches."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .frames import Frame
+from .metadata import FrameResult
+from .records import AddReport, DimensionError
+
+# commit(results, skipped) stores one batch durably and returns the number of people it added
+Commit = Callable[[Sequence[FrameResult], Sequence[tuple[str, str]]], int]
+
+
+def detect(searcher, frame: Frame, dim: int, camera: str | None, fps: float | None) -> FrameResult:
+    """Run ``searcher`` on one decoded frame; ValueError if its output is malformed.
+
+    A searcher giving embeddings of another size than ``dim`` is an error (the wrong model for this
+    index), not a skipped frame.
+    """
+    out = searcher(frame.rgb)
+    boxes = np.asarray(out["boxes"], np.float32).reshape(-1, 4)
+    scores = np.asarray(out["scores"], np.float32).reshape(-1)
+    emb = np.asarray(out["embeddings"], np.float32)
+    emb = emb.reshape(len(boxes), -1) if emb.size else np.zeros((len(boxes), dim), np.float32)
+    if len(scores) != len(boxes) or emb.shape[0] != len(boxes):
+        raise ValueError(f"the searcher returned {len(boxes)} boxes, {len(scores)} scores and "
+                         f"{emb.shape[0]} embeddings for {frame.source}")
+    if emb.shape[1] != dim:
+        raise DimensionError(f"the searcher gives {emb.shape[1]}-d embeddings but the index holds {dim}-d ones: "
+                         "use the model the index was built with")
+    height, width = frame.rgb.shape[:2]
+    return FrameResult(frame.source, frame.kind, frame.frame, frame.timestamp, width, height,
+                       boxes, scores, emb, camera, fps)
+
+
+def _describe(frame: Frame) -> str:
+    return frame.source if frame.kind == "image" else f"{frame.source} frame {frame.frame}"
+
+
+def ingest(frames: Iterable[Frame], searcher, dim: int, commit: Commit, *, camera: str | None = None,
+           fps: float | None = None, commit_every: int = 32, bar: tqdm | None = None) -> AddReport:
+    """Detect and embed every frame, committing every ``commit_every`` frames (a kill loses at most
+    one batch, which a rerun redoes). Unreadable images, and frames the searcher rejects with a
+    ValueError, are skipped and reported, never fatal.
+    """
+    if commit_every < 1:
+        raise ValueError(f"commit_every must be >= 1, got {commit_every}")
+    report = AddReport()
+    results: list[FrameResult] = []
+    skipped: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        if results or skipped:
+            report.people += commit(results, skipped)
+            report.images += len(results)
+            report.skipped += skipped
+            results.clear()
+            skipped.clear()
+
+    for frame in frames:
+        if frame.rgb is None:
+            skipped.append((frame.source, frame.error or "unreadable"))
+        else:
+            try:
+                result = detect(searcher, frame, dim, camera, fps)
+            except DimensionError:
+                raise
+            except ValueError as err:
+                skipped.append((frame.source, f"searcher failed on {_describe(frame)}: {err}"))
+            else:
+                if np.isfinite(result.embeddings).all():
+                    results.append(result)
+                else:
+                    skipped.append((frame.source, f"non-finite embeddings for {_describe(frame)}"))
+        if bar is not None:
+            bar.update(1)
+        if len(results) + len(skipped) >= commit_every:
+            flush()
+    flush()
+    return report

@@ -1,0 +1,52 @@
+"""The model an index is built with: a spec string stored in the index, and the searcher it loads.
+
+Specs: ``pretrained`` (shipped SSDLite detector + ImageNet MobileNetV2), a training run folder or
+checkpoint (stored as an absolute path), or ``py:MODULE:FACTORY``, a zero-argument callable
+returning any object with the searcher interface (``searcher(rgb)`` -> boxes, scores, embeddings;
+``searcher.extract_query(rgb, boxes)``): a hook for custom detectors and embedders.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+
+PRETRAINED = "pretrained"  # personsearch.pipelines.PRETRAINED, without importing torch here
+
+
+def model_spec(model: str | Path) -> str:
+    """The spec to store: an existing path becomes absolute, anything else is kept as given."""
+    text = str(model)
+    if text == PRETRAINED or text.startswith("py:"):
+        return text
+    path = Path(text)
+    return str(path.absolute()) if path.exists() else text
+
+
+def load_model(spec: str, score_threshold: float = 0.5):
+    """The searcher for ``spec`` (see the module note); errors name the spec."""
+    if spec.startswith("py:"):
+        module, _, name = spec[3:].partition(":")
+        if not module or not name:
+            raise ValueError(f"model {spec!r}: write py:MODULE:FACTORY")
+        try:
+            factory = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"model {spec!r}: cannot import {module}.{name} ({err})") from err
+        return factory()
+    from ..pipelines import load_searcher
+
+    if spec != PRETRAINED and not Path(spec).exists():
+        raise FileNotFoundError(f"model {spec}: no such run folder or checkpoint (or use 'pretrained')")
+    return load_searcher(spec, score_threshold=score_threshold)
+
+
+def embedding_dim(searcher) -> int:
+    """Size of the searcher's embeddings (its ``dim``, or measured on a blank 256x128 crop)."""
+    dim = getattr(searcher, "dim", None)
+    if dim:
+        return int(dim)
+    blank = np.zeros((256, 128, 3), np.uint8)
+    return int(np.asarray(searcher.extract_query(blank, [[0, 0, 128, 256]])).shape[1])

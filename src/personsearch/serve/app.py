@@ -1,0 +1,71 @@
+"""``create_app(index_path)``: the FastAPI application serving the REST API and the web page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+
+from .. import __version__
+from ..pipelines import Searcher
+from .limits import BodyLimitMiddleware
+from .routes import router
+from .service import SearchService
+from .uploads import ApiError
+
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
+STATIC = Path(__file__).parent / "static"
+DESCRIPTION = """Search an index of people seen in images and videos by example: upload an image of the
+person (and the box around them), get the most similar indexed people with their images.
+The web page is at `/`; this documentation works offline (its assets are served locally);
+the raw OpenAPI schema is at `/openapi.json`."""
+
+
+def _field(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "form")]
+    return ".".join(parts) or "request"
+
+
+async def _validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
+    errors = jsonable_encoder(err.errors(), exclude={"input", "ctx", "url"})
+    detail = "; ".join(f"{_field(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errors)
+    return JSONResponse({"detail": detail or "invalid request", "errors": errors}, status_code=422)
+
+
+async def _api_error(_: Request, err: ApiError) -> JSONResponse:
+    return JSONResponse({"detail": err.message}, status_code=err.status)
+
+
+def create_app(index_path: str | Path, searcher: Searcher | None = None, *,
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, upload_dir: str | Path | None = None) -> FastAPI:
+    """The app over the index at ``index_path``.
+
+    ``searcher``: the pipeline that embeds queries and added images (default: the model the index
+    was built with, ``index.load_searcher()``). ``max_upload_bytes``: larger request bodies get a 413.
+    ``upload_dir``: where added images are kept (default: ``uploads/`` inside the index folder).
+    """
+    from ..index import PersonIndex
+
+    index = PersonIndex.open(index_path)
+    if searcher is None:
+        searcher = index.load_searcher()
+    folder = Path(upload_dir) if upload_dir is not None else Path(index_path) / "uploads"
+    app = FastAPIOffline(title="personsearch", version=__version__, description=DESCRIPTION,
+                         static_url="/docs-assets")
+    app.state.service = SearchService(index, searcher, folder, max_upload_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_upload_bytes)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    return app

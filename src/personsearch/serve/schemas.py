@@ -1,0 +1,88 @@
+"""The JSON bodies of the REST API, as pydantic models (they document the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Tuple
+
+from pydantic import BaseModel, Field
+
+Box = Tuple[float, float, float, float]
+
+
+class ErrorOut(BaseModel):
+    """Every error: a human-readable message (422s also list the offending fields)."""
+
+    detail: str = Field(description="what went wrong and how to fix it")
+    errors: Optional[list[dict[str, Any]]] = Field(None, description="per-field validation errors (422 only)")
+
+
+class PersonOut(BaseModel):
+    """A person detected in an uploaded image."""
+
+    box: Box = Field(description="[x1, y1, x2, y2] in pixels of the uploaded image")
+    score: float = Field(description="detector confidence")
+
+
+class DetectOut(BaseModel):
+    """The people found in an uploaded image, most confident first."""
+
+    width: int
+    height: int
+    people: list[PersonOut]
+
+
+class HitOut(BaseModel):
+    """One indexed person, ranked by similarity to the query."""
+
+    id: int = Field(description="person id in the index (use it with /api/hits/{id}/...)")
+    source: str = Field(description="image or video file the person was found in")
+    frame: Optional[int] = Field(None, description="video frame number (None for still images)")
+    timestamp: Optional[float] = Field(None, description="seconds into the video (None for still images)")
+    box: Box = Field(description="[x1, y1, x2, y2] in pixels of the source image or frame")
+    det_score: float = Field(description="detector confidence")
+    similarity: float = Field(description="similarity to the query (higher is more alike)")
+    rerank_distance: Optional[float] = Field(None, description="re-ranked distance when rerank was asked "
+                                                                "(smaller is better; hits are then ordered by it)")
+    camera: Optional[str] = None
+    image_url: str = Field(description="the whole image or frame with the box drawn (JPEG)")
+    thumbnail_url: str = Field(description="the person crop (small JPEG)")
+
+
+class QueryOut(BaseModel):
+    """Search results for one query person."""
+
+    box: Box = Field(description="the query box that was used, in pixels of the query image")
+    box_source: Literal["given", "detected"] = Field(
+        description="'given' if the request named the box, 'detected' if the most confident detection was used")
+    det_score: Optional[float] = Field(None, description="detector confidence of the query box when detected")
+    width: int
+    height: int
+    hits: list[HitOut]
+    took_ms: float
+
+
+class SkippedOut(BaseModel):
+    """An uploaded file the index did not take, and why."""
+
+    file: str
+    reason: str
+
+
+class AddOut(BaseModel):
+    """What adding uploaded images to the index did."""
+
+    images: int = Field(description="images added")
+    people: int = Field(description="people detected in them and indexed")
+    already: int = Field(0, description="images that were already in the index")
+    skipped: list[SkippedOut]
+    took_ms: float
+
+
+class StatsOut(BaseModel):
+    """Index statistics and server settings."""
+
+    model: str
+    dim: int
+    index: dict[str, Any] = Field(description="statistics reported by the index (people, images, sources, ...)")
+    max_upload_bytes: int
+    adding: bool = Field(description="True while images are being added")

@@ -1,0 +1,149 @@
+"""What the server does with the index and the searcher, independent of HTTP: one object, thread-safe."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..index import EmptyIndexError, IndexHit, PersonIndex, query_person
+from ..index.frames import source_key
+from ..pipelines import Searcher
+from .render import frame_with_box, person_crop
+from .uploads import ApiError, UploadedImage, store_upload
+
+
+class _JpegCache:
+    """A small thread-safe LRU of rendered JPEGs (hit images are immutable: ids are never reused)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: tuple, value: bytes) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class SearchService:
+    """Queries, detections, hit images and additions over one open ``PersonIndex``.
+
+    Additions are serialised by the index (``adding`` says when one runs); queries are answered
+    meanwhile. Uploaded gallery images are stored under ``upload_dir`` by content hash.
+    """
+
+    def __init__(self, index: PersonIndex, searcher: Searcher, upload_dir: Path, max_upload_bytes: int,
+                 cache_size: int = 512) -> None:
+        self.index = index
+        self.searcher = searcher
+        self.upload_dir = Path(upload_dir)
+        self.max_upload_bytes = max_upload_bytes
+        self._refreshed = time.monotonic()
+        self._adding = 0
+        self._adding_lock = threading.Lock()
+        self._jpegs = _JpegCache(cache_size)
+
+    # -- people in uploaded images ------------------------------------------------------------
+    def detect(self, rgb: np.ndarray) -> list[dict[str, Any]]:
+        """The people the searcher finds in ``rgb``, most confident first: [{"box", "score"}]."""
+        out = self.searcher(rgb)
+        order = np.argsort(-np.asarray(out["scores"], np.float64), kind="stable")
+        return [{"box": tuple(float(v) for v in out["boxes"][i]), "score": float(out["scores"][i])} for i in order]
+
+    def query(self, rgb: np.ndarray, box: np.ndarray | None, top_k: int, rerank: bool, root: str = "") -> dict:
+        """Hits for the person in ``box`` of ``rgb`` (the most confident detection if ``box`` is None)."""
+        person = query_person(self.searcher, rgb, None if box is None else box[None])
+        if box is None and person.detected == 0:
+            raise ApiError(422, "no person was found in the query image: draw a box around the person "
+                                "(form field 'box' = x1,y1,x2,y2)")
+        self._refresh()
+        try:
+            hits = self.index.search(person.embedding, top_k=top_k, rerank=rerank)
+        except EmptyIndexError:
+            hits = []
+        return {"box": person.box, "box_source": "given" if box is not None else "detected",
+                "det_score": person.det_score, "hits": [self.hit_json(h, root) for h in hits]}
+
+    def _refresh(self) -> None:
+        """Pick up people another process (``personsearch index add``) committed, at most once a second."""
+        now = time.monotonic()
+        if now - self._refreshed > 1.0:
+            self._refreshed = now
+            self.index.refresh()
+
+    @staticmethod
+    def hit_json(hit: IndexHit, root: str = "") -> dict:
+        """A hit as the API returns it, with the URLs of its images."""
+        base = f"{root}/api/hits/{hit.person_id}"
+        return {"id": hit.person_id, "source": hit.source, "frame": hit.frame, "timestamp": hit.timestamp,
+                "box": tuple(hit.box), "det_score": hit.det_score, "similarity": hit.similarity,
+                "rerank_distance": hit.rerank_distance, "camera": hit.camera,
+                "image_url": f"{base}/image", "thumbnail_url": f"{base}/thumbnail"}
+
+    # -- indexed people -----------------------------------------------------------------------
+    def hit(self, person_id: int) -> IndexHit:
+        """The indexed person ``person_id``; ApiError 404 if there is none."""
+        try:
+            return self.index.hit(person_id)
+        except KeyError:
+            raise ApiError(404, f"no person with id {person_id} in the index") from None
+
+    def _render(self, kind: str, person_id: int, draw) -> bytes:
+        key = (kind, person_id)
+        cached = self._jpegs.get(key)
+        if cached is None:
+            hit = self.hit(person_id)
+            try:
+                frame = self.index.frame_image(person_id)
+            except (FileNotFoundError, ValueError) as err:
+                raise ApiError(404, f"the image of person {person_id} cannot be read any more: {err}") from None
+            cached = draw(frame, hit.box)
+            self._jpegs.put(key, cached)
+        return cached
+
+    def frame_jpeg(self, person_id: int, draw_box: bool = True) -> bytes:
+        """JPEG of the image or frame holding ``person_id`` (box outlined if ``draw_box``)."""
+        if draw_box:
+            return self._render("frame", person_id, frame_with_box)
+        return self._render("plain", person_id, lambda frame, _: frame_with_box(frame))
+
+    def thumbnail_jpeg(self, person_id: int) -> bytes:
+        """Small JPEG crop of ``person_id``."""
+        return self._render("thumb", person_id, person_crop)
+
+    def stats(self) -> dict:
+        """Index statistics plus the model, dimension and upload limit."""
+        self._refresh()
+        return {"model": str(self.index.model), "dim": int(self.index.dim), "index": self.index.stats(),
+                "max_upload_bytes": self.max_upload_bytes, "adding": self._adding > 0}
+
+    # -- additions ----------------------------------------------------------------------------
+    def add(self, uploads: list[UploadedImage], camera: str | None = None) -> dict:
+        """Store the uploads and index the people in them (the index runs one add at a time)."""
+        paths = [store_upload(upload, self.upload_dir) for upload in uploads]
+        names = {source_key(path): upload.name or path.name for path, upload in zip(paths, uploads)}
+        with self._adding_lock:
+            self._adding += 1
+        try:
+            report = self.index.add_images(self.searcher, paths, camera=camera, progress=False)
+        except ValueError as err:  # e.g. another process is writing the index
+            raise ApiError(409, f"the images could not be added: {err}") from None
+        finally:
+            with self._adding_lock:
+                self._adding -= 1
+        skipped = [{"file": names.get(path, path), "reason": reason} for path, reason in report.skipped]
+        return {"images": report.images, "people": report.people, "already": report.already, "skipped": skipped}

@@ -1,0 +1,227 @@
+"""End to end on real video: the pretrained model through the API, then the web page in headless Chromium.
+
+The index holds frames 100, 104, ..., 120 of Debian's ``vtest.avi`` (package opencv-doc). The browser
+is Debian's chromium driven by Playwright (never a downloaded browser); without it the page tests
+skip, saying so. ``.ci/run`` installs both packages.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+QUERY_FRAME = 100
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def vtest(tmp_path_factory) -> dict:
+    """The index over a few vtest frames, the searcher, and frame 100 as a JPEG query file."""
+    if not VTEST.is_file():
+        pytest.skip(f"{VTEST} is absent (Debian package opencv-doc not installed)")
+    from personsearch.index import PersonIndex
+    from personsearch.index.frames import read_video_frame
+    from personsearch.pipelines import load_searcher
+
+    folder = tmp_path_factory.mktemp("vtest")
+    searcher = load_searcher("pretrained")
+    index = PersonIndex.create(folder / "index", model="pretrained", dim=searcher.dim)
+    report = index.add_video(searcher, VTEST, every=4, start=QUERY_FRAME, stop=QUERY_FRAME + 21, progress=False)
+    assert report.images == 6 and report.people >= 12
+    index.close()
+    query = read_video_frame(VTEST, QUERY_FRAME)
+    Image.fromarray(query).save(folder / "query.jpg", quality=95)
+    return {"index": folder / "index", "searcher": searcher, "query": folder / "query.jpg", "rgb": query,
+            "people": report.people}
+
+
+def _centre(box) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+
+
+def _iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = lambda x: (x[2] - x[0]) * (x[3] - x[1])  # noqa: E731
+    return w * h / (area(a) + area(b) - w * h)
+
+
+def _same_person_nearby(hits, box) -> int:
+    """Hits in other frames whose box centre is within one box height of ``box``'s: the walker tracked."""
+    height = box[3] - box[1]
+    return sum(1 for h in hits if h["frame"] != QUERY_FRAME and np.linalg.norm(_centre(h["box"]) - _centre(box)) < height)
+
+
+def test_the_real_model_finds_the_query_person_in_nearby_frames(vtest):
+    from personsearch.serve import create_app
+
+    client = TestClient(create_app(vtest["index"], searcher=vtest["searcher"]))
+    with open(vtest["query"], "rb") as handle:
+        data = handle.read()
+    result = client.post("/api/query", files={"image": ("q.jpg", data, "image/jpeg")}, data={"top_k": "6"}).json()
+    assert result["box_source"] == "detected" and result["det_score"] > 0.5
+    box, hits = result["box"], result["hits"]
+    assert hits[0]["frame"] == QUERY_FRAME and _iou(hits[0]["box"], box) > 0.8 and hits[0]["similarity"] > 0.95
+    assert hits[0]["timestamp"] > 0 and hits[0]["source"] == str(VTEST)
+    assert _same_person_nearby(hits[1:], box) >= 2
+    # the same box, given: the same ranking
+    given = client.post("/api/query", files={"image": ("q.jpg", data, "image/jpeg")},
+                        data={"top_k": "6", "box": ",".join(map(str, box))}).json()
+    assert given["box_source"] == "given" and [h["id"] for h in given["hits"]][:3] == [h["id"] for h in hits][:3]
+    frame = np.asarray(Image.open(io.BytesIO(client.get(hits[1]["image_url"]).content)))
+    assert frame.shape == vtest["rgb"].shape
+
+
+# ---------------------------------------------------------------------------- the page in Chromium
+@pytest.fixture(scope="module")
+def server(vtest):
+    """The real app under uvicorn on a free loopback port, in a thread; yields its base URL."""
+    import uvicorn
+
+    from personsearch.serve import create_app
+
+    app = create_app(vtest["index"], searcher=vtest["searcher"])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium chromium-driver (.ci/run does)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser, server):
+    """A fresh page that may only talk to our server (any other request fails the test)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    outside: list[str] = []
+
+    def only_local(route):
+        if route.request.url.startswith(server) or route.request.url.startswith(("blob:", "data:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    yield page
+    context.close()
+    assert not outside, f"the page tried to reach other hosts: {outside}"
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def _drag(page, box, image_size) -> None:
+    """Press, move and release the mouse over the canvas from ``box``'s corner to the opposite one."""
+    area = page.locator("#canvas").bounding_box()
+    sx, sy = area["width"] / image_size[0], area["height"] / image_size[1]
+    page.mouse.move(area["x"] + box[0] * sx, area["y"] + box[1] * sy)
+    page.mouse.down()
+    page.mouse.move(area["x"] + box[2] * sx, area["y"] + box[3] * sy, steps=8)
+    page.mouse.up()
+
+
+def _region(shot: np.ndarray, area: dict) -> np.ndarray:
+    x, y = int(area["x"]), int(area["y"])
+    return shot[y:y + int(area["height"]), x:x + int(area["width"])]
+
+
+def test_search_by_drawing_a_box_in_the_page(page, server, vtest, tmp_path):
+    page.goto(server + "/")
+    page.wait_for_function("document.getElementById('stats').textContent.includes('people')")
+    assert f"{vtest['people']} people" in page.text_content("#stats")
+    page.set_input_files("#query-file", str(vtest["query"]))
+    page.wait_for_function("document.getElementById('box-info').textContent.includes('(detected)')", timeout=20_000)
+    # draw the box around the most confident person by mouse (the detector's own box, a little larger)
+    people = vtest["searcher"](vtest["rgb"])
+    best = people["boxes"][int(np.argmax(people["scores"]))]
+    drawn = best + np.array([-4, -4, 4, 4])
+    height, width = vtest["rgb"].shape[:2]
+    _drag(page, drawn, (width, height))
+    info = page.text_content("#box-info")
+    assert "(drawn)" in info
+    shown = [float(v) for v in info.split(":")[1].split(",")]
+    assert np.abs(np.array(shown) - drawn).max() < 3  # the page's box is where the mouse went
+    page.fill("#top-k", "8")
+    page.click("#search")
+    page.wait_for_function("""() => {
+        const hits = document.querySelectorAll('#hits .hit');
+        const images = document.querySelectorAll('#hits img');
+        return hits.length > 0 && [...images].every((img) => img.complete && img.naturalWidth > 0);
+    }""", timeout=30_000)
+    hits = page.locator("#hits .hit")
+    assert hits.count() == 8
+    first_box = [float(v) for v in hits.first.get_attribute("data-box").split(",")]
+    assert _iou(first_box, best) > 0.6  # the query person itself, in frame 100
+    assert "frame 100" in hits.first.text_content()
+    assert page.is_hidden("#error")
+    shot_path = tmp_path / "page.png"
+    page.screenshot(path=str(shot_path), full_page=True)
+    shot = np.asarray(Image.open(shot_path).convert("RGB")).astype(np.float32)
+    assert shot.shape[0] >= 600 and shot.std() > 20  # not a blank page
+    for i in range(3):  # each hit thumbnail and frame was drawn: a picture, not the empty grey box
+        for image in (hits.nth(i).locator("img.thumb"), hits.nth(i).locator("img.frame")):
+            pixels = _region(shot, image.bounding_box())
+            assert pixels.size and pixels.std() > 15
+    canvas = _region(shot, page.locator("#canvas").bounding_box())
+    assert canvas.std() > 20
+    # clicking a hit opens its frame; searching from there uses the hit's box
+    hits.nth(1).click()
+    page.wait_for_selector("#viewer[open]")
+    page.click("#viewer-query")
+    page.wait_for_function("document.getElementById('box-info').textContent.includes('(hit)')", timeout=20_000)
+    page.wait_for_function("document.getElementById('results-info').textContent.includes('hits')")
+
+
+def test_errors_are_shown_in_the_page(page, server):
+    page.goto(server + "/")
+    page.set_input_files("#query-file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hi"}])
+    page.wait_for_selector("#error:not([hidden])")
+    assert "notes.txt" in page.text_content("#error-text")
+    page.click("#error-close")
+    assert page.is_hidden("#error")
+    # the server's answer to a non-image added to the index (415) is shown too
+    page.set_input_files("#add-files", files=[{"name": "readme.txt", "mimeType": "text/plain", "buffer": b"no"}])
+    page.click("#add-form button[type=submit]")
+    page.wait_for_selector("#error:not([hidden])")
+    text = page.text_content("#error-text")
+    assert "readme.txt" in text and "not an image" in text and "415" in text
+
+
+def test_api_docs_render_offline(page, server):
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock", timeout=20_000)
+    assert page.locator(".opblock").count() >= 6
+    assert "/api/query" in page.text_content("body")
