@@ -1,7 +1,4 @@
-"""The NAE person search recipe is wired end to end: scenes -> losses -> detections -> protocol metrics.
-
-(Learning on the synthetic CUHK-SYSU scenes is not tested yet: see the open person search issue.)
-"""
+"""The NAE person search recipe is wired end to end: scenes -> losses -> detections -> protocol metrics."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ class EndToEndSearcher:
         self.det_thresh = float(det_thresh)
         self.dtype = dtype
         self.device = next(model.parameters()).device
+        self.dim = int(model.roi_heads.embedding_head.dim)
 
     def _autocast(self):
         enabled = self.dtype is not None and self.dtype != torch.float32
