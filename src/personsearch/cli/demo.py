@@ -4,7 +4,9 @@
 2. read every output back with the dataset readers, checking every image and box;
 3. train the ReID baseline recipe on its Market-format crops (resumes if interrupted);
 4. evaluate it (with k-reciprocal re-ranking) and write a ranked-list HTML report;
-5. write a contact sheet of the benchmark.
+5. write a contact sheet of the benchmark;
+6. search real footage with no training: index Debian's vtest.avi with the shipped pretrained
+   two-step pipeline and query it with a person from one frame (HTML report), if the video is there.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ CHECKS = (  # (output folder, reader format, path handed to the reader)
     ("unlabeled", "unlabeled", "unlabeled"),
 )
 REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")  # Debian package opencv-doc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +87,33 @@ def _train_reid(args: argparse.Namespace, folder: Path) -> dict[str, float]:
     return result.metrics
 
 
+def _search_video(out: Path, video: Path = VTEST, every: int = 10, query_frame: int = 100) -> int:
+    """Index ``video`` with the pretrained pipeline (resumes), query with the best person of one frame."""
+    import cv2
+
+    from . import main as cli_main
+
+    if not video.is_file():
+        print(f"== search on real video skipped: {video} is absent (apt-get install opencv-doc)")
+        return 0
+    index, query, report = out / "vtest-index", out / "vtest-query.jpg", out / "vtest-hits.html"
+    print(f"== search on real video, no training: indexing every {every}th frame of {video} -> {index}")
+    status = cli_main(["index", "build", "--model", "pretrained", "--out", str(index), "--video", str(video),
+                       "--every", str(every), "--quiet"])
+    capture = cv2.VideoCapture(str(video))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, query_frame)
+    ok, frame = capture.read()
+    capture.release()
+    if status or not ok:
+        print(f"   indexing failed or frame {query_frame} unreadable")
+        return 1
+    cv2.imwrite(str(query), frame)
+    print(f"   query: the most confident person in frame {query_frame} ({query})")
+    status = cli_main(["query", "--index", str(index), "--image", str(query), "--top-k", "8", "--report", str(report)])
+    print(f"   browse it: personsearch serve --index {index}")
+    return status
+
+
 def run(args: argparse.Namespace) -> int:
     from ..synthetic.preview import write_preview
 
@@ -93,4 +123,4 @@ def run(args: argparse.Namespace) -> int:
         return 1
     _train_reid(args, folder)
     print(f"== contact sheet of the benchmark: {write_preview(folder)}")
-    return 0
+    return _search_video(args.out)
