@@ -53,8 +53,9 @@ def trained(scenes, tmp_path_factory):
 def test_training_beats_the_untrained_model_by_a_wide_margin(trained):
     _, _, before, after = trained
     assert after["det_AP"] > 0.4 and after["det_AP"] > before["det_AP"] + 0.3, (before, after)
-    assert after["mAP@10"] > 0.07 and after["mAP@10"] > 4 * before["mAP@10"], (before, after)
-    assert after["top10@10"] > before["top10@10"] + 0.15, (before, after)
+    # measured: mAP 0.0 -> 0.09, top-10 0.0 -> 0.42 (40 queries, gallery 10)
+    assert after["mAP@10"] > 0.05 and after["mAP@10"] > 4 * before["mAP@10"], (before, after)
+    assert after["top10@10"] > before["top10@10"] + 0.2, (before, after)
 
 
 def test_cli_eval_prints_a_table_per_gallery_size_and_writes_json(trained, capsys):
