@@ -1,5 +1,6 @@
 # The two set-up commands: `make demo` (main job) and `make test` (whole suite).
-# Both create .venv on first use and re-install when pyproject.toml changes.
+# Both install the system packages they need (tools/system_deps.sh: apt-get as root, else it says
+# what to install), create .venv on first use and re-install when pyproject.toml changes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,9 +19,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	bash tools/system_deps.sh demo
 	$(BIN)/personsearch demo
 
 test: $(STAMP)
+	bash tools/system_deps.sh test
 	$(BIN)/python -m pytest -q
 
 clean-venv:

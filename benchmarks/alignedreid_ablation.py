@@ -18,7 +18,6 @@ from pathlib import Path
 from personsearch.methods.runs import build_recipe, load_recipe_config, save_run_config
 from personsearch.engine import train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "reid"
 VARIANTS = {
     "(a) global only": ["aligned.local=false", "aligned.models=1", "eval.distances=[global]"],
     "(b) + local branch": ["aligned.local=true", "aligned.models=1"],
@@ -37,7 +36,7 @@ def main() -> None:
     rows = []
     for name, extra in VARIANTS.items():
         run = args.out / name.split(")")[0].strip("(")
-        cfg = load_recipe_config(CONFIGS / "alignedreid.yaml", [
+        cfg = load_recipe_config("alignedreid", [
             f"data.root={args.root}", f"engine.epochs={args.epochs}", f"engine.seed={args.seed}",
             "engine.progress=false", "engine.tensorboard=false", *extra, *args.overrides])
         run.mkdir(parents=True, exist_ok=True)

@@ -119,7 +119,7 @@ def child(args) -> None:
     if args.child == "ours":
         import torch
 
-        from personsearch.evaluation.local_distance import local_distance
+        from personsearch.distance import local_distance
 
         if args.threads:
             torch.set_num_threads(args.threads)

@@ -11,7 +11,7 @@ images are decoded beforehand, so decoding is not timed). Pipelines, side by sid
                          crop embedder (256x128)
   two_step_tile          pretrained_searcher(tile=True): SSDLite on overlapping tiles + full frame
 
-End-to-end models use --min-size/--max-size (default 360/480, the CPU recipe configs/search/nae.yaml),
+End-to-end models use --min-size/--max-size (default 360/480, the CPU recipe `nae`),
 --roi-output-size and --detections-per-img (recipe defaults 14 / 300), det_thresh 0.5. Their heads
 are untrained: every one of the 300 test proposals scores about 0.5 and clears the box head's 0.05
 threshold, so ~110-200 per scene survive NMS and are embedded by a second pass through the RoI head.
@@ -115,6 +115,7 @@ def _centre_box(rgb: np.ndarray) -> np.ndarray:
 
 def build_pipelines(names: list[str], args) -> dict:
     """name -> searcher; the two e2e_mobilenetv2 pipelines share one model object."""
+    from personsearch.losses import OIMLoss
     from personsearch.models.search import build_person_search_model
 
     searchers = {}
@@ -125,7 +126,7 @@ def build_pipelines(names: list[str], args) -> dict:
             if backbone not in models:
                 torch.manual_seed(0)
                 models[backbone] = build_person_search_model(
-                    backbone, num_pids=args.num_pids, weights="imagenet" if backbone == "mobilenetv2" else None,
+                    backbone, OIMLoss(256, args.num_pids, 100), weights="imagenet" if backbone == "mobilenetv2" else None,
                     min_size=args.min_size, max_size=args.max_size, roi_output_size=args.roi_output_size,
                     detections_per_img=args.detections_per_img).eval()
             model = models[backbone]

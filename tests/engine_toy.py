@@ -1,8 +1,9 @@
-"""A toy recipe for the engine tests: Gaussian clusters, a tiny MLP (or conv net), a sharded sampler.
+"""A toy recipe for the engine tests: Gaussian clusters, a tiny MLP (or conv net), a sharded sampler,
+optionally an EMA teacher (an auxiliary module updated in ``after_step``).
 
-Also a script, for subprocess / torchrun tests:
+Also a script, for subprocess / torchrun tests (always with the EMA teacher and a weight-decay schedule):
     python tests/engine_toy.py OUT_DIR [--epochs 3] [--workers 2] [--kill-at-step N] [--resume] [--tensorboard]
-Each rank writes OUT_DIR/rank{r}.pt with its final state_dict, history and a few counters.
+Each rank writes OUT_DIR/rank{r}.pt with its final state_dict, teacher state, history and a few counters.
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ from torch.utils.data import DataLoader, Dataset
 if __name__ == "__main__":  # running as a script from a checkout: make `personsearch` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from personsearch.engine import EngineConfig, all_gather_tensor, all_reduce_mean, get_rank, get_world_size, train
+from personsearch.engine import (  # noqa: E402
+    Auxiliary,
+    EmaTeacher,
+    EngineConfig,
+    Recipe,
+    StepInfo,
+    all_gather_tensor,
+    all_reduce_mean,
+    get_rank,
+    get_world_size,
+    train,
+)
 
 
 def make_clusters(n: int, dim: int, classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,12 +79,17 @@ class ShardSampler:
         return self.per_rank
 
 
-class ToyRecipe:
-    """The engine's Recipe protocol on synthetic data, with hooks to inject NaN losses or a SIGKILL."""
+class ToyRecipe(Recipe):
+    """The engine's recipe contract on synthetic data, with switches to inject NaN losses or a SIGKILL
+    and an optional EMA teacher; ``calls`` records every hook the engine made, in order."""
 
     def __init__(self, n: int = 256, dim: int = 16, classes: int = 4, batch_size: int = 32, hidden: int = 32,
                  workers: int = 0, image: bool = False, nan_at_step: int | None = None,
-                 kill_at_step: int | None = None):
+                 kill_at_step: int | None = None, ema: bool = False):
+        super().__init__(cfg=None)
+        self.ema, self.teacher = ema, None
+        self.calls: list[tuple] = []
+        self.infos: list[StepInfo] = []
         self.x, self.y = make_clusters(n, dim, classes, seed=0)
         self.val_x, self.val_y = make_clusters(256, dim, classes, seed=1)
         self.dim, self.classes, self.batch_size, self.hidden = dim, classes, batch_size, hidden
@@ -84,10 +101,31 @@ class ToyRecipe:
     def build_model(self) -> nn.Module:
         if self.image:
             side = int(math.isqrt(self.dim))
-            return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
-                                 nn.Linear(8 * side * side, self.classes))
-        return nn.Sequential(nn.Linear(self.dim, self.hidden), nn.BatchNorm1d(self.hidden), nn.ReLU(),
-                             nn.Linear(self.hidden, self.classes))
+            net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                                nn.Linear(8 * side * side, self.classes))
+        else:
+            net = nn.Sequential(nn.Linear(self.dim, self.hidden), nn.BatchNorm1d(self.hidden), nn.ReLU(),
+                                nn.Linear(self.hidden, self.classes))
+        self.student = net
+        return net
+
+    def auxiliary_modules(self) -> dict[str, Auxiliary]:
+        if not self.ema:
+            return {}
+        self.teacher = EmaTeacher(self.student)
+        return {"teacher": Auxiliary(self.teacher)}
+
+    def on_train_start(self, model: nn.Module) -> None:
+        self.calls.append(("on_train_start",))
+
+    def after_step(self, model: nn.Module, info: StepInfo) -> None:
+        self.calls.append(("after_step", info.step))
+        self.infos.append(info)
+        if self.teacher is not None:
+            self.teacher.update(model, info.ema_momentum)
+
+    def on_epoch_end(self, model: nn.Module, epoch: int) -> None:
+        self.calls.append(("on_epoch_end", epoch))
 
     def build_train_loader(self, rank: int, world_size: int, seed: int) -> DataLoader:
         dataset = ClusterDataset(self.x, self.y, image=self.image)
@@ -96,6 +134,7 @@ class ToyRecipe:
                           drop_last=True)
 
     def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        self.calls.append(("on_epoch_start", epoch))
         self.epochs_started.append(epoch)
         if get_world_size() > 1:  # exercise the collectives while the process group is alive
             rank = get_rank()
@@ -139,14 +178,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-every", type=int, default=2)
     parser.add_argument("--tensorboard", action="store_true")
     args = parser.parse_args(argv)
-    recipe = ToyRecipe(workers=args.workers, kill_at_step=args.kill_at_step)
+    recipe = ToyRecipe(workers=args.workers, kill_at_step=args.kill_at_step, ema=True)
     cfg = EngineConfig(epochs=args.epochs, lr=1e-2, schedule="cosine", warmup_epochs=0.5, grad_clip=5.0,
-                       log_every=args.log_every, progress=False, seed=7,
+                       log_every=args.log_every, progress=False, seed=7, optimizer="adamw",
+                       weight_decay=0.04, weight_decay_end=0.4, ema_momentum=0.9, ema_momentum_end=1.0,
                        tensorboard=args.tensorboard)
     result = train(recipe, cfg, args.out_dir, resume=args.resume)
     # helpers checked by the DDP test (run after train(): the group is gone, so world size is 1 again)
     rank = int(os.environ.get("RANK", "0"))
-    torch.save({"state": result.model.state_dict(), "history": result.history, "metrics": result.metrics,
+    torch.save({"state": result.model.state_dict(), "teacher": recipe.teacher.state_dict(),
+                "history": result.history, "metrics": result.metrics,
                 "samples_seen": recipe.samples_seen, "eval_calls": recipe.eval_calls,
                 "collectives": getattr(recipe, "collectives", None)},
                Path(args.out_dir) / f"rank{rank}.pt")

@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from personsearch.evaluation.local_distance import local_distance, paired_local_distance
-from personsearch.losses import TripletLoss, pairwise_distance
+from personsearch.distance import local_distance, paired_local_distance
+from personsearch.distance import pairwise_distance
+from personsearch.losses import TripletLoss
 from personsearch.losses.aligned import aligned_triplet_losses
 from personsearch.losses.mutual import (
     mutual_distance_loss,
@@ -182,7 +183,7 @@ def test_three_models_sum_over_partners():
     for i, terms in enumerate(losses):
         partners = [j for j in range(3) if j != i]
         prob = sum(mutual_probability_loss(outs[i]["logits"], outs[j]["logits"]) for j in partners)
-        gd = [pairwise_distance(o["global"], o["global"]) for o in outs]
+        gd = [pairwise_distance(o["global"], o["global"], normalize=True) for o in outs]
         ld = [local_distance(o["local"], o["local"]) for o in outs]
         torch.testing.assert_close(terms["probability"], prob)
         torch.testing.assert_close(terms["global_distance"], sum(mutual_distance_loss(gd[i], gd[j]) for j in partners))
@@ -201,7 +202,7 @@ def test_mutual_distance_term_makes_two_models_agree():
 
     def gap() -> tuple[float, float]:
         with torch.no_grad():
-            g = [pairwise_distance(o["global"], o["global"]) for o in outs]
+            g = [pairwise_distance(o["global"], o["global"], normalize=True) for o in outs]
             loc = [local_distance(o["local"], o["local"]) for o in outs]
             return mutual_distance_loss(*g).item(), mutual_distance_loss(*loc).item()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,14 +10,13 @@ from personsearch.cli import main
 from personsearch.methods.runs import build_recipe, load_recipe_config
 from personsearch.engine import train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "reid"
 FAST = ["data.height=128", "data.width=64", "data.p=8", "data.k=4", "data.workers=0", "data.test_batch=64",
         "engine.progress=false", "engine.tensorboard=false", "engine.amp=none", "engine.channels_last=false"]
 
 
 @pytest.mark.slow
 def test_aligned_local_distance_learns_and_is_reported(tiny_synth, tmp_path):
-    cfg = load_recipe_config(str(CONFIGS / "alignedreid.yaml"),
+    cfg = load_recipe_config("alignedreid",
                              [f"data.root={tiny_synth / 'market1501'}", "engine.epochs=15", "eval.rerank=false", *FAST])
     recipe = build_recipe(cfg, tmp_path)
     before = recipe.evaluate(recipe.build_model().eval())
@@ -31,7 +29,7 @@ def test_aligned_local_distance_learns_and_is_reported(tiny_synth, tmp_path):
 
 def test_mutual_learning_trains_two_models_and_evaluates_from_the_cli(tiny_synth, tmp_path, capsys):
     run = tmp_path / "mutual"
-    args = ["train", str(CONFIGS / "alignedreid_mutual.yaml"), "--out", str(run),
+    args = ["train", "alignedreid_mutual", "--out", str(run),
             "--set", f"data.root={tiny_synth / 'market1501'}", "--set", "engine.epochs=1",
             "--set", "eval.rerank=false", "--set", "eval.distances=[global]"]
     for item in FAST:
@@ -49,4 +47,4 @@ def test_mutual_learning_trains_two_models_and_evaluates_from_the_cli(tiny_synth
 
 def test_unknown_test_distance_is_refused(tiny_synth):
     with pytest.raises(ValueError, match="eval.distances"):
-        load_recipe_config(str(CONFIGS / "alignedreid.yaml"), ["eval.distances=[global,cosine_local]"])
+        load_recipe_config("alignedreid", ["eval.distances=[global,cosine_local]"])

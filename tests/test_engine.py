@@ -173,9 +173,10 @@ def test_collectives_are_identities_in_a_single_process():
 
 
 # -- checkpoints and resume ---------------------------------------------------------------------
-def test_resume_without_checkpoint_starts_fresh_and_fresh_run_refuses_old_checkpoints(tmp_path, capsys):
-    train(ToyRecipe(), fast_cfg(epochs=1), tmp_path, resume=True)
-    assert "starting fresh" in capsys.readouterr().out
+def test_resume_without_checkpoint_starts_fresh_and_fresh_run_refuses_old_checkpoints(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="personsearch.engine"):
+        train(ToyRecipe(), fast_cfg(epochs=1), tmp_path, resume=True)
+    assert "starting fresh" in caplog.text
     with pytest.raises(FileExistsError, match="resume=True"):
         train(ToyRecipe(), fast_cfg(epochs=1), tmp_path)
 
@@ -227,6 +228,9 @@ def test_killed_run_resumes_bit_exactly(tmp_path, straight_run, kill_at_step):
     assert run_toy(out, "--epochs", "3", "--resume") == 0, (tmp_path / "killed.log").read_text()
     final, ref = (torch.load(d / "model_final.pt", weights_only=False) for d in (out, straight_run))
     assert_same_state(final["model"], ref["model"])
+    assert_same_state(final["aux"]["teacher"], ref["aux"]["teacher"])  # the EMA teacher resumed exactly too
+    teachers = [torch.load(d / "rank0.pt", weights_only=False)["teacher"] for d in (out, straight_run)]
+    assert_same_state(*teachers)
     got, want = (torch.load(d / "rank0.pt", weights_only=False)["history"] for d in (out, straight_run))
     assert [(h["loss"], h["lr"], h.get("eval")) for h in got] == [(h["loss"], h["lr"], h.get("eval")) for h in want]
     steps = [json.loads(line).get("step") for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -241,3 +245,91 @@ def test_checkpoint_every_and_extending_a_finished_run(tmp_path):
     more = train(ToyRecipe(), fast_cfg(epochs=4, checkpoint_every=2, keep_checkpoints=0), tmp_path, resume=True)
     assert [h["epoch"] for h in more.history] == [0, 1, 2, 3] and more.history[:3] == first.history
     assert (tmp_path / "checkpoints" / "epoch_0004.pt").is_file()
+
+
+# -- the recipe contract: hooks, schedules, auxiliary modules --------------------------------------
+def test_hooks_run_in_order_with_the_schedules_values(tmp_path):
+    recipe = ToyRecipe(ema=True)
+    cfg = fast_cfg(epochs=2, optimizer="adamw", weight_decay=0.04, weight_decay_end=0.4, ema_momentum=0.9)
+    result = train(recipe, cfg, tmp_path)
+    steps = 8  # 256 samples / batch 32
+    expected = [("on_train_start",)]
+    for epoch in range(2):
+        expected += [("on_epoch_start", epoch)] + [("after_step", epoch * steps + i) for i in range(steps)]
+        expected += [("on_epoch_end", epoch)]
+    assert recipe.calls == expected
+    assert recipe.device == torch.device("cpu") and (recipe.rank, recipe.world_size) == (0, 1)
+    momenta = [info.ema_momentum for info in recipe.infos]
+    decays = [info.weight_decay for info in recipe.infos]
+    assert momenta[0] == pytest.approx(0.9) and momenta == sorted(momenta) and momenta[-1] < 1.0
+    assert decays[0] == pytest.approx(0.04) and decays == sorted(decays) and decays[-1] < 0.4
+    assert recipe.infos[-1].total_steps == 2 * steps
+    # the optimizer really used the schedule: its groups hold the value for the step after the last
+    from personsearch.engine import weight_decay_factor_fn
+
+    saved = torch.load(tmp_path / "checkpoints" / "epoch_0002.pt", weights_only=False)["optimizer"]
+    expected_wd = 0.04 * weight_decay_factor_fn(cfg, steps)(2 * steps)
+    assert saved["param_groups"][0]["weight_decay"] == pytest.approx(expected_wd)
+    assert result.model is recipe.student
+
+
+def test_ema_teacher_follows_the_student_stays_out_of_the_optimizer_and_is_checkpointed(tmp_path):
+    recipe = ToyRecipe(ema=True)
+    start = {k: v.clone() for k, v in recipe.build_model().state_dict().items()}
+    recipe = ToyRecipe(ema=True)
+    train(recipe, fast_cfg(epochs=2, ema_momentum=0.5), tmp_path)
+    teacher, student = recipe.teacher.net.state_dict(), recipe.student.state_dict()
+    weight = "0.weight"
+    assert not torch.equal(teacher[weight], student[weight])  # an average, not a copy
+    assert not torch.equal(teacher[weight], start[weight])  # it moved
+    assert all(not p.requires_grad for p in recipe.teacher.parameters())
+    saved = torch.load(tmp_path / "checkpoints" / "epoch_0002.pt", weights_only=False)
+    assert_same_state(saved["aux"]["teacher"], recipe.teacher.state_dict())
+    again = ToyRecipe(ema=True)  # a finished run resumed: the teacher comes back from the checkpoint
+    train(again, fast_cfg(epochs=2, ema_momentum=0.5), tmp_path, resume=True)
+    assert_same_state(again.teacher.state_dict(), recipe.teacher.state_dict())
+
+
+def test_auxiliary_parameters_in_the_optimizer_are_refused(tmp_path):
+    class Greedy(ToyRecipe):
+        def param_groups(self, model):
+            return [{"params": list(model.parameters()) + list(self.teacher.parameters())}]
+
+    with pytest.raises(ValueError, match="auxiliary module 'teacher'"):
+        train(Greedy(ema=True), fast_cfg(epochs=1), tmp_path)
+
+
+def test_a_misspelt_hook_fails_when_the_recipe_is_defined():
+    with pytest.raises(TypeError, match="after_setp looks like an engine hook"):
+        class Typo(ToyRecipe):  # noqa: F841 - defining it is the test
+            def after_setp(self, model, info):
+                pass
+
+
+def test_train_refuses_objects_that_are_not_recipes(tmp_path):
+    class Duck:
+        def build_model(self):
+            return torch.nn.Linear(2, 2)
+
+    with pytest.raises(TypeError, match="Recipe subclass"):
+        train(Duck(), fast_cfg(epochs=1), tmp_path)
+
+
+def test_max_iters_per_epoch_caps_every_epoch_and_the_schedule(tmp_path):
+    recipe = ToyRecipe()
+    result = train(recipe, fast_cfg(epochs=2, max_iters_per_epoch=3), tmp_path)
+    assert recipe.steps == 6 and [h["step"] for h in result.history] == [3, 6]
+    assert recipe.infos[-1].total_steps == 6
+
+
+def test_weight_decay_and_ema_schedules_are_cosine_between_their_ends():
+    from personsearch.engine import cosine_value, ema_momentum_fn, weight_decay_factor_fn
+
+    cfg = fast_cfg(epochs=4, weight_decay=0.04, weight_decay_end=0.4, ema_momentum=0.996)
+    wd, ema = weight_decay_factor_fn(cfg, 10), ema_momentum_fn(cfg, 10)
+    assert wd(0) == pytest.approx(1.0) and wd(40) == pytest.approx(10.0) and wd(20) == pytest.approx(5.5)
+    assert ema(0) == pytest.approx(0.996) and ema(40) == pytest.approx(1.0) and ema(1000) == pytest.approx(1.0)
+    assert weight_decay_factor_fn(fast_cfg(), 10)(7) == 1.0
+    assert cosine_value(2.0, 0.0, 5, 10) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        fast_cfg(ema_momentum=1.5)

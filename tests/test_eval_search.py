@@ -13,7 +13,7 @@ import pytest
 from personsearch.data.records import UNLABELED, SceneAnnotation, SearchDataset, SearchQuery
 from personsearch.evaluation import search as search_mod
 from personsearch.evaluation.search import evaluate_search
-from personsearch.evaluation.search_galleries import FrameGallery, cuhk_sysu_galleries, prw_galleries
+from personsearch.data.galleries import FrameGallery, cuhk_sysu_galleries, prw_galleries
 from reference_search import reference_search
 
 KEYS = ("top1", "top5", "top10")

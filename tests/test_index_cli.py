@@ -34,19 +34,19 @@ def test_build_add_stats_and_query(tmp_path, capsys):
     (tmp_path / "images" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     write_video(tmp_path / "cam.avi", 20)
     idx = tmp_path / "idx"
-    code, out, _ = _run(capsys, "index", "build", "--model", MODEL, "--out", idx, "--images", tmp_path / "images",
-                        "--camera", "door", "--quiet")
+    code, out, _ = _run(capsys, "-q", "index", "build", "--model", MODEL, "--index", idx, "--images", tmp_path / "images",
+                        "--camera", "door")
     assert code == 0 and "indexed 10 images (20 people)" in out and "1 skipped" in out
     assert re.search(r"skipped .*truncated\.png: .*corrupt", out)
-    code, out, _ = _run(capsys, "index", "add", idx, "--video", tmp_path / "cam.avi", "--every", "4", "--quiet")
+    code, out, _ = _run(capsys, "-q", "index", "add", "--index", idx, "--video", tmp_path / "cam.avi", "--every", "4")
     assert code == 0 and "indexed 5 frames (10 people)" in out and "holds 30 people" in out
-    code, out, _ = _run(capsys, "index", "add", idx, "--images", tmp_path / "images", "--quiet")
+    code, out, _ = _run(capsys, "-q", "index", "add", "--index", idx, "--images", tmp_path / "images")
     assert code == 0 and "indexed 0 images" in out and "10 images already indexed" in out
-    code, out, _ = _run(capsys, "index", "stats", idx, "--json")
+    code, out, _ = _run(capsys, "-q", "index", "stats", "--index", idx, "--json")
     stats = json.loads(out)
     assert {k: stats[k] for k in ("images", "videos", "frames", "people", "skipped")} == {
         "images": 10, "videos": 1, "frames": 5, "people": 30, "skipped": 1}
-    code, out, _ = _run(capsys, "index", "stats", idx)
+    code, out, _ = _run(capsys, "-q", "index", "stats", "--index", idx)
     assert code == 0 and re.search(r"people: 30", out)
 
     Image.fromarray(scene([4, 7])).save(tmp_path / "q.png")  # colour 7 is the right-hand person
@@ -70,15 +70,15 @@ def test_clear_errors(tmp_path, capsys):
     Image.fromarray(scene([1])).save(tmp_path / "q.png")
     code, _, err = _run(capsys, "query", "--index", tmp_path / "none", "--image", tmp_path / "q.png")
     assert code == 2 and "no such index" in err
-    code, _, err = _run(capsys, "index", "add", tmp_path / "none", "--images", tmp_path / "images")
+    code, _, err = _run(capsys, "-q", "index", "add", "--index", tmp_path / "none", "--images", tmp_path / "images")
     assert code == 2 and "no such index" in err
     empty = PersonIndex.create(tmp_path / "empty", model=MODEL, dim=DIM).path
     code, _, err = _run(capsys, "query", "--index", empty, "--image", tmp_path / "q.png")
     assert code == 2 and "is empty" in err
-    code, _, err = _run(capsys, "index", "build", "--model", MODEL, "--out", tmp_path / "idx", "--images",
-                        tmp_path / "nothing", "--quiet")
+    code, _, err = _run(capsys, "-q", "index", "build", "--model", MODEL, "--index", tmp_path / "idx", "--images",
+                        tmp_path / "nothing")
     assert code == 2 and "nothing" in err
-    _run(capsys, "index", "build", "--model", MODEL, "--out", tmp_path / "idx", "--images", tmp_path / "images")
+    _run(capsys, "-q", "index", "build", "--model", MODEL, "--index", tmp_path / "idx", "--images", tmp_path / "images")
     for box, message in (("1,2,3", "four numbers"), ("a,b,c,d", "four numbers"),
                          ("10,10,5,20", "zero area"), ("500,500,600,600", "outside the 96x64 image")):
         code, _, err = _run(capsys, "query", "--index", tmp_path / "idx", "--image", tmp_path / "q.png", "--box", box)
@@ -86,14 +86,14 @@ def test_clear_errors(tmp_path, capsys):
     code, _, err = _run(capsys, "query", "--index", tmp_path / "idx", "--image", tmp_path / "missing.png")
     assert code == 2 and "missing.png" in err
     PersonIndex.create(tmp_path / "dim8", model=MODEL, dim=8)  # built for another embedding size
-    code, _, err = _run(capsys, "index", "add", tmp_path / "dim8", "--images", tmp_path / "images")
+    code, _, err = _run(capsys, "-q", "index", "add", "--index", tmp_path / "dim8", "--images", tmp_path / "images")
     assert code == 2 and "16-d embeddings but the index holds 8-d" in err
-    code, _, err = _run(capsys, "index", "build", "--out", tmp_path / "idx", "--images", tmp_path / "images")
+    code, _, err = _run(capsys, "-q", "index", "build", "--index", tmp_path / "idx", "--images", tmp_path / "images")
     assert code == 2 and "built with model py:index_fakes" in err
-    code, _, err = _run(capsys, "index", "build", "--model", tmp_path / "no_run", "--out", tmp_path / "x",
+    code, _, err = _run(capsys, "-q", "index", "build", "--model", tmp_path / "no_run", "--index", tmp_path / "x",
                         "--images", tmp_path / "images")
     assert code == 2 and "no_run" in err and not (tmp_path / "x").exists()
-    code, _, err = _run(capsys, "index", "add", tmp_path / "idx", "--images", tmp_path / "images", "--every", "2")
+    code, _, err = _run(capsys, "-q", "index", "add", "--index", tmp_path / "idx", "--images", tmp_path / "images", "--every", "2")
     assert code == 2 and "--video only" in err
 
 
@@ -108,8 +108,8 @@ def _indexed_images(db: Path) -> int:
 def test_killed_build_resumes_without_loss_or_duplicates(tmp_path):
     truth = write_scenes(tmp_path / "images", 60)
     idx = tmp_path / "idx"
-    cmd = [sys.executable, "-m", "personsearch.cli", "index", "build", "--model", MODEL, "--out", str(idx),
-           "--images", str(tmp_path / "images"), "--commit-every", "4", "--quiet"]
+    cmd = [sys.executable, "-m", "personsearch.cli", "index", "build", "--model", MODEL, "--index", str(idx),
+           "--images", str(tmp_path / "images"), "--commit-every", "4"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
            "INDEX_FAKE_DELAY": "0.05"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -123,7 +123,7 @@ def test_killed_build_resumes_without_loss_or_duplicates(tmp_path):
     env["INDEX_FAKE_DELAY"] = "0"
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
-    assert "continuing" in rerun.stdout and f"{done_before} images already indexed" in rerun.stdout
+    assert "continuing" in rerun.stderr and f"{done_before} images already indexed" in rerun.stdout
     index = PersonIndex.open(idx)
     assert index.stats()["images"] == 60 and len(index) == 120
     with sqlite3.connect(idx / "index.db") as conn:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-pytestmark = pytest.mark.skipif(not VTEST.is_file(), reason=f"{VTEST} is absent (Debian package opencv-doc)")
+from system_files import VTEST, require_vtest
+
+
+@pytest.fixture(autouse=True)
+def _video_present():
+    require_vtest()
 
 
 def _iou(a, b) -> float:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import personsearch.evaluation.local_distance as ld
-from personsearch.evaluation.local_distance import local_distance, paired_local_distance
+import personsearch.distance.local as ld
+from personsearch.distance import local_distance, paired_local_distance
 
 
 def reference_pair(x: np.ndarray, y: np.ndarray) -> float:

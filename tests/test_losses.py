@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from personsearch.losses import TripletLoss, hard_example_mining, pairwise_distance
+from personsearch.distance import pairwise_distance
+from personsearch.losses import TripletLoss, hard_example_mining
 
 # Six points on a line, identities 0 and 1 (hand-mined below).
 LINE = torch.tensor([0.0, 1.0, 3.0, 4.0, 6.0, 10.0]).unsqueeze(1)
@@ -19,10 +20,10 @@ def test_pairwise_distance_metrics():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(5, 7, generator=g), torch.randn(4, 7, generator=g)
     torch.testing.assert_close(pairwise_distance(x, y), torch.cdist(x, y), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(pairwise_distance(x, y, "sqeuclidean"), torch.cdist(x, y) ** 2, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(pairwise_distance(x, y, "sql2"), torch.cdist(x, y) ** 2, atol=1e-4, rtol=1e-5)
     cos = F.cosine_similarity(x.unsqueeze(1), y.unsqueeze(0), dim=2)
     torch.testing.assert_close(pairwise_distance(x, y, "cosine"), 1 - cos, atol=1e-6, rtol=1e-5)
-    with pytest.raises(ValueError, match="unknown metric"):
+    with pytest.raises(ValueError, match="manhattan"):
         pairwise_distance(x, y, "manhattan")
 
 

@@ -19,7 +19,7 @@ from personsearch.engine import train
 from personsearch.methods.runs import build_recipe, load_recipe_config, save_run_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "search" / "nae.yaml"
+CONFIG = "nae"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def trained(scenes, tmp_path_factory):
     save_run_config(run, cfg)
     recipe = build_recipe(cfg, run)
     torch.manual_seed(cfg.engine.seed)
-    before = recipe.evaluate(recipe.build_model())
+    before = recipe.evaluate(recipe.build_model().eval())
     result = train(recipe, cfg.engine, run)
     return run, recipe, before, result.metrics
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from personsearch.losses import OIMLoss
 from personsearch.models.search import LOSS_KEYS, PersonSearchModel, build_person_search_model
 from personsearch.models.search.heads import NormAwareEmbedding
 
@@ -19,10 +20,9 @@ def _small_model(backbone: str, seed: int = 0) -> PersonSearchModel:
     torch.manual_seed(seed)
     return build_person_search_model(
         backbone,
-        num_pids=2,
+        OIMLoss(256, 2, 8),
         min_size=W,
         max_size=H,
-        num_cq=8,
         rpn_pre_nms_top_n=(300, 300),
         rpn_post_nms_top_n=(64, 32),
         box_batch_size_per_image=32,
@@ -111,7 +111,7 @@ def test_norm_aware_embedding() -> None:
 def test_frozen_batchnorm_with_weights_flag() -> None:
     from torchvision.ops.misc import FrozenBatchNorm2d
 
-    model = build_person_search_model("resnet18", 2, min_size=W, max_size=H, freeze_bn=True)
+    model = build_person_search_model("resnet18", OIMLoss(256, 2, 8), min_size=W, max_size=H, freeze_bn=True)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.trunk.modules())
     assert any(isinstance(m, FrozenBatchNorm2d) for m in model.roi_heads.box_head.modules())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 from personsearch.methods.runs import build_recipe, load_recipe_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "search" / "nae.yaml"
+CONFIG = "nae"
 
 
 def test_recipe_trains_a_step_and_reports_every_protocol_metric(tiny_synth):
@@ -25,7 +24,7 @@ def test_recipe_trains_a_step_and_reports_every_protocol_metric(tiny_synth):
     assert torch.isfinite(loss) and {"loss_oim", "loss_nae", "loss_objectness"} <= set(logs)
     loss.backward()
     recipe.dataset.gallery = recipe.dataset.gallery[:3]  # images left out of a gallery count as absent
-    metrics = recipe.evaluate(model)
+    metrics = recipe.evaluate(model.eval())
     sizes = sorted(recipe.dataset.gallery_lists)
     expected = {"det_AP", "det_recall"} | {f"{k}@{n}" for n in sizes for k in ("mAP", "top1", "top5", "top10")}
     assert set(metrics) == expected

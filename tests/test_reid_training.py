@@ -46,14 +46,20 @@ def test_cli_train_eval_extract_round_trip(tiny_synth, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", str(recipe), "--out", str(run), "--set", "model.weights=null"]) == 0
     assert (run / "config.yaml").is_file() and (run / "model_final.pt").is_file()
-    assert main(["eval", str(run), "--report", "3"]) == 0
+    capsys.readouterr()
+    page = tmp_path / "pages" / "lists.html"
+    assert main(["eval", str(run), "--report", str(page), "--report-queries", "3"]) == 0
     out = capsys.readouterr().out
     assert "rank1" in out and "mAP" in out
     metrics = json.loads((run / "eval.json").read_text())
     assert 0 <= metrics["mAP"] <= 1
-    assert "<table>" in (run / "ranked_lists.html").read_text()
+    assert page.read_text().count("<table>") >= 1
+    assert main(["eval", str(run), "--json"]) == 0  # the same metrics as one JSON object on stdout
+    assert json.loads(capsys.readouterr().out)["metrics"]["mAP"] == pytest.approx(metrics["mAP"])
     feats = tmp_path / "feats.npz"
-    assert main(["extract", str(run), "--images", str(tiny_synth / "market1501" / "query"), "--out", str(feats)]) == 0
+    assert main(["extract", str(run), "--images", str(tiny_synth / "market1501" / "query"), "--out", str(feats),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] > 0
     data = np.load(feats)
     assert data["features"].shape[0] == len(data["paths"]) > 0
 

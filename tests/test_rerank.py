@@ -12,7 +12,8 @@ import torch
 
 from personsearch.evaluation import evaluate_reid
 from personsearch.evaluation import rerank, rerank_sparse
-from personsearch.evaluation.rerank import pairwise_distance, re_ranking, re_ranking_features
+from personsearch.distance import distance_matrix
+from personsearch.evaluation.rerank import re_ranking, re_ranking_features
 from reference_rerank import reference_re_ranking
 
 ATOL = 1e-5
@@ -36,8 +37,8 @@ def _features(rng, num_q, num_g, dim=12, clusters=None):
     return f[:num_q].astype(np.float32), f[num_q:].astype(np.float32)
 
 
-def _blocks(q, g, metric="euclidean"):
-    return pairwise_distance(q, g, metric), pairwise_distance(q, q, metric), pairwise_distance(g, g, metric)
+def _blocks(q, g, metric="sql2"):
+    return distance_matrix(q, g, metric), distance_matrix(q, q, metric), distance_matrix(g, g, metric)
 
 
 CASES = [  # (Q, G, k1, k2, lambda)
@@ -90,7 +91,7 @@ def test_triplicated_features_exact_ties():
     np.testing.assert_allclose(re_ranking(*blocks, k1=5, k2=3), expected, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("metric", ["sql2", "cosine"])
 @pytest.mark.parametrize("chunk", [None, 7, 64])
 def test_features_entry_point_matches_matrices(metric, chunk, tiny_chunks):
     rng = np.random.default_rng(3)
@@ -134,8 +135,8 @@ def test_pairwise_distance_definitions():
     a, b = rng.normal(size=(5, 8)), rng.normal(size=(7, 8))
     sq = ((a[:, None] - b[None]) ** 2).sum(-1)
     cos = 1 - (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
-    np.testing.assert_allclose(pairwise_distance(a, b, "euclidean"), sq, atol=1e-4)
-    np.testing.assert_allclose(pairwise_distance(a, b, "cosine", chunk=2), cos, atol=1e-5)
+    np.testing.assert_allclose(distance_matrix(a, b, "sql2"), sq, atol=1e-4)
+    np.testing.assert_allclose(distance_matrix(a, b, "cosine", chunk=2), cos, atol=1e-5)
 
 
 def test_lambda_one_is_the_normalised_original_distance():
@@ -164,7 +165,7 @@ def _clustered_reid_problem(seed, num_ids=80, cams=4, per_cam=2, dim=32, noise=0
 @pytest.mark.parametrize("seed", [0, 1])
 def test_re_ranking_improves_map_on_clustered_embeddings(seed):
     qf, q_pids, q_cams, gf, g_pids, g_cams = _clustered_reid_problem(seed)
-    qg = pairwise_distance(qf, gf)
+    qg = distance_matrix(qf, gf)
     before = evaluate_reid(qg, q_pids, g_pids, q_cams, g_cams).mAP
     after = evaluate_reid(re_ranking_features(qf, gf), q_pids, g_pids, q_cams, g_cams).mAP
     assert 0.6 < before < 0.92  # a problem with room to improve, not a solved or hopeless one

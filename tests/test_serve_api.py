@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))

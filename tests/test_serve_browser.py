@@ -1,27 +1,23 @@
 """End to end on real video: the pretrained model through the API, then the web page in headless Chromium.
 
 The index holds frames 100, 104, ..., 120 of Debian's ``vtest.avi`` (package opencv-doc). The browser
-is Debian's chromium driven by Playwright (never a downloaded browser); without it the page tests
-skip, saying so. ``.ci/run`` installs both packages.
+is Debian's chromium driven by Playwright (never a downloaded browser); without either the tests
+fail naming the package to install (`make test` installs both through tools/system_deps.sh).
 """
 
 from __future__ import annotations
 
 import io
-import shutil
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
+from system_files import VTEST, require_chromium, require_vtest
 
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 QUERY_FRAME = 100
@@ -32,8 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def vtest(tmp_path_factory) -> dict:
     """The index over a few vtest frames, the searcher, and frame 100 as a JPEG query file."""
-    if not VTEST.is_file():
-        pytest.skip(f"{VTEST} is absent (Debian package opencv-doc not installed)")
+    require_vtest()
     from personsearch.index import PersonIndex
     from personsearch.index.frames import read_video_frame
     from personsearch.pipelines import load_searcher
@@ -111,11 +106,11 @@ def server(vtest):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium chromium-driver (.ci/run does)")
+    from playwright import sync_api  # a dev dependency (pyproject.toml)
+
+    executable = require_chromium()
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 

@@ -6,14 +6,14 @@ people walking); `.ci/run` installs it with `apt-get install -y opencv-doc`.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from system_files import VTEST, require_vtest
+
 from personsearch.detection import SsdlitePersonDetector, default_model_path
 
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 FRAME_IDS = (100, 300, 500, 700)
 THRESHOLD = 0.3
 
@@ -29,8 +29,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    if not VTEST.is_file():
-        pytest.skip(f"{VTEST} is absent (Debian package opencv-doc not installed)")
+    require_vtest()
     import cv2  # opencv-python-headless
 
     cap = cv2.VideoCapture(str(VTEST))

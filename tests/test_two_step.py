@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from system_files import VTEST, require_vtest
+
 from personsearch.pipelines import TwoStepSearcher
 
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
 def _frames(indices: list[int]) -> list[np.ndarray]:
@@ -46,8 +46,7 @@ def searcher():
 
 
 def test_same_person_a_few_frames_apart_is_more_similar_than_other_people(searcher):
-    if not VTEST.is_file():
-        pytest.skip(f"{VTEST} is absent (Debian package opencv-doc not installed)")
+    require_vtest()
     same, other = [], []
     for start in (60, 150, 200, 300, 400, 500, 600, 700):
         first, later = (searcher(f) for f in _frames([start, start + 4]))

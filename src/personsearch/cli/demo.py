@@ -24,7 +24,6 @@ CHECKS = (  # (output folder, reader format, path handed to the reader)
     ("detection", "coco", "detection/annotations/instances_person.json"),
     ("unlabeled", "unlabeled", "unlabeled"),
 )
-REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")  # Debian package opencv-doc
 
 
@@ -33,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="standard", help="synthetic benchmark preset (tiny for a quick look)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="render processes")
-    parser.add_argument("--recipe", type=Path, default=REPO_CONFIGS / "reid" / "baseline.yaml",
-                        help="ReID recipe to train")
+    parser.add_argument("--recipe", default="baseline",
+                        help="ReID recipe to train: a shipped recipe's name (default baseline) or a YAML file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe setting, e.g. --set engine.epochs=3")
 
@@ -71,10 +70,10 @@ def _synthesize(args: argparse.Namespace, folder: Path) -> int:
 
 def _train_reid(args: argparse.Namespace, folder: Path) -> dict[str, float]:
     from ..engine import train
-    from .evaluate import format_table
     from ..methods.runs import build_recipe, load_recipe_config, save_run_config
+    from .evaluate import format_table
 
-    run = args.out / f"reid-{args.recipe.stem}-{args.preset}-{args.seed}"
+    run = args.out / f"reid-{Path(args.recipe).stem}-{args.preset}-{args.seed}"
     overrides = [f"data.root={folder / 'market1501'}", "eval.report_queries=12", *args.overrides]
     cfg = load_recipe_config(args.recipe, overrides)
     print(f"== 3/4 training the ReID recipe {args.recipe} -> {run}")
@@ -98,8 +97,8 @@ def _search_video(out: Path, video: Path = VTEST, every: int = 10, query_frame: 
         return 0
     index, query, report = out / "vtest-index", out / "vtest-query.jpg", out / "vtest-hits.html"
     print(f"== search on real video, no training: indexing every {every}th frame of {video} -> {index}")
-    status = cli_main(["index", "build", "--model", "pretrained", "--out", str(index), "--video", str(video),
-                       "--every", str(every), "--quiet"])
+    status = cli_main(["index", "build", "--model", "pretrained", "--index", str(index), "--video", str(video),
+                       "--every", str(every)])
     capture = cv2.VideoCapture(str(video))
     capture.set(cv2.CAP_PROP_POS_FRAMES, query_frame)
     ok, frame = capture.read()

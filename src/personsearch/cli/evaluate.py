@@ -16,8 +16,11 @@ from .options import add_override_argument
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path, help="run folder (with config.yaml) or a checkpoint file inside one")
     parser.add_argument("--rerank", action="store_true", help="also report k-reciprocal re-ranking")
-    parser.add_argument("--report", type=int, default=None, metavar="N", help="write an HTML ranked list of N queries")
-    parser.add_argument("--json", type=Path, default=None, help="write the metrics here (default: RUN/eval.json)")
+    parser.add_argument("--report", type=Path, default=None, metavar="OUT.html",
+                        help="write an HTML page of ranked lists (ReID runs) to this path")
+    parser.add_argument("--report-queries", type=int, default=20, metavar="N",
+                        help="queries shown in the --report page (default 20)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object instead of a table")
     add_override_argument(parser)
 
 
@@ -53,16 +56,22 @@ def run(args: argparse.Namespace) -> int:
     method = str(load_yaml(run_dir / CONFIG_NAME).get("method", "baseline"))
     knobs = {field.name for field in fields(recipe_class(method).CONFIG().eval)}
     overrides = list(args.overrides)
+    if args.report is not None and args.report_queries < 1:
+        raise ValueError(f"--report-queries must be >= 1, got {args.report_queries}")
     for flag, key, value in (("--rerank", "rerank", args.rerank and "true"),
-                             ("--report", "report_queries", args.report)):
+                             ("--report", "report_file", args.report and str(args.report.absolute())),
+                             ("--report", "report_queries", args.report and args.report_queries)):
         if value and key not in knobs:
             raise ValueError(f"{flag} does not apply to '{method}' runs (their eval settings: {', '.join(sorted(knobs))})")
         if value:
             overrides.append(f"eval.{key}={value}")
     cfg, recipe, model = load_run(args.run, overrides)
     metrics = recipe.evaluate(model)
-    print(format_table(metrics))
-    target = args.json or run_dir / "eval.json"
+    target = run_dir / "eval.json"
     atomic_write_text(target, json.dumps(metrics, indent=2))
-    print(f"wrote {target}")
+    if args.json:
+        print(json.dumps({"run": str(run_dir), "metrics": metrics}))
+        return 0
+    print(format_table(metrics))
+    print(f"wrote {target}" + (f" and {args.report}" if args.report else ""))
     return 0

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
+
+LOG = logging.getLogger("personsearch.cli")
 
 INDEX_TYPES = ("auto", "exact", "hnsw", "ivf")  # personsearch.index.INDEX_TYPES, without importing FAISS
 
@@ -19,7 +22,7 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", default=None, metavar="NAME", help="camera name recorded with these people")
     parser.add_argument("--commit-every", type=int, default=32, metavar="K",
                         help="commit progress every K images/frames (a killed run loses at most K)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,16 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--model", default="pretrained",
                        help="'pretrained' (default: SSDLite + ImageNet MobileNetV2), a training run folder "
                             "or checkpoint, or py:MODULE:FACTORY")
-    build.add_argument("--out", type=Path, required=True, metavar="INDEX", help="index folder to create")
+    build.add_argument("--index", type=Path, required=True, metavar="INDEX", help="index folder to create")
     build.add_argument("--index-type", choices=INDEX_TYPES, default="auto",
                        help="exact (brute force), hnsw or ivf (approximate), auto: exact while small (default)")
     build.add_argument("--score-threshold", type=float, default=0.5, help="drop weaker detections (default 0.5)")
     _add_inputs(build)
     add = sub.add_parser("add", help="add images or a video to an index (files already indexed are skipped)")
-    add.add_argument("index", type=Path, metavar="INDEX")
+    add.add_argument("--index", type=Path, required=True, metavar="INDEX", help="index folder to extend")
     _add_inputs(add)
     stats = sub.add_parser("stats", help="print what an index holds")
-    stats.add_argument("index", type=Path, metavar="INDEX")
+    stats.add_argument("--index", type=Path, required=True, metavar="INDEX", help="index folder")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -48,15 +51,15 @@ def _open_or_create(args: argparse.Namespace):
     from ..index.metadata import DB_NAME
 
     spec = model_spec(args.model)
-    if (args.out / DB_NAME).exists():
-        index = PersonIndex.open(args.out)
+    if (args.index / DB_NAME).exists():
+        index = PersonIndex.open(args.index)
         if index.model != spec:
-            raise ValueError(f"{args.out} holds an index built with model {index.model}, not {spec}: "
-                             f"choose another --out (or `personsearch index add {args.out} ...`)")
-        print(f"{args.out}: index exists ({len(index)} people): continuing, files already indexed are skipped")
+            raise ValueError(f"{args.index} holds an index built with model {index.model}, not {spec}: "
+                             f"choose another --index (or `personsearch index add --index {args.index} ...`)")
+        LOG.info("%s: index exists (%d people): continuing, files already indexed are skipped", args.index, len(index))
         return index, index.load_searcher()
     searcher = load_model(spec, args.score_threshold)
-    index = PersonIndex.create(args.out, model=spec, dim=embedding_dim(searcher), index_type=args.index_type,
+    index = PersonIndex.create(args.index, model=spec, dim=embedding_dim(searcher), index_type=args.index_type,
                                score_threshold=args.score_threshold)
     return index, searcher
 
@@ -73,7 +76,7 @@ def _images(args: argparse.Namespace) -> list[Path] | None:
 
 
 def _index_inputs(index, searcher, images: list[Path] | None, args: argparse.Namespace) -> int:
-    progress = not args.quiet
+    progress = True  # the CLI's -q turns every progress report off
     if images is not None:
         report = index.add_images(searcher, images, camera=args.camera, progress=progress,
                                   commit_every=args.commit_every)
@@ -82,6 +85,11 @@ def _index_inputs(index, searcher, images: list[Path] | None, args: argparse.Nam
         report = index.add_video(searcher, args.video, every=args.every, camera=args.camera, progress=progress,
                                  start=args.start, stop=args.stop, commit_every=args.commit_every)
         unit = "frames"
+    if args.json:
+        print(json.dumps({"index": str(args.index), "unit": unit, "indexed": report.images, "people": report.people,
+                          "already": report.already, "skipped": [[str(p), r] for p, r in report.skipped],
+                          "total_people": len(index), "search": index.index_type}))
+        return 0
     print(f"indexed {report.images} {unit} ({report.people} people); {report.already} {unit} already indexed; "
           f"{len(report.skipped)} skipped; the index holds {len(index)} people ({index.index_type} search)")
     for path, reason in report.skipped:

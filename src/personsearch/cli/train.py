@@ -11,9 +11,11 @@ from .options import add_override_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", type=Path, help="recipe YAML, e.g. configs/reid/baseline.yaml")
+    parser.add_argument("recipe", help="a shipped recipe's name (`personsearch recipes` lists them: baseline, "
+                                       "alignedreid, nae, ...) or a recipe YAML file")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     add_override_argument(parser)
 
 
@@ -21,12 +23,18 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import is_main_process, train
     from ..utils.files import atomic_write_text
 
-    cfg = load_recipe_config(args.config, args.overrides)
-    out = args.out or Path("runs") / args.config.stem
+    cfg = load_recipe_config(args.recipe, args.overrides)
+    out = args.out or Path("runs") / Path(args.recipe).stem
     out.mkdir(parents=True, exist_ok=True)
     save_run_config(out, cfg)
     result = train(build_recipe(cfg, out), cfg.engine, out, resume=args.resume)
     if is_main_process():  # under torchrun every rank returns here; one writes and prints
         atomic_write_text(out / "metrics_final.json", json.dumps(result.metrics, indent=2))
-        print(json.dumps({"run": str(out), **{k: round(v, 4) for k, v in result.metrics.items()}}))
+        if args.json:
+            print(json.dumps({"run": str(out), "metrics": result.metrics}))
+        else:
+            from .evaluate import format_table
+
+            print(format_table(result.metrics))
+            print(f"run: {out}")
     return 0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
+from ..utils.progress import iterate
 from .errors import DatasetError
 from .images import verify_image
 from .records import DetectionDataset, ReidDataset, SceneAnnotation, SearchDataset
@@ -75,7 +75,7 @@ def check_dataset(fmt: str, root: str | Path, verify_images: bool = True, max_pr
         return report
     paths = _image_paths(data)
     boxes_of = {s.path: s for s in _scenes(data)}
-    for path in tqdm(paths, desc="checking images", unit="img", disable=not progress):
+    for path in iterate(paths, "checking images", progress, unit="img"):
         try:
             verify_image(path)
             if path in boxes_of:

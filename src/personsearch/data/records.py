@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-UNLABELED = -1
+from ..utils.labels import UNLABELED  # noqa: F401  (re-exported: readers use it from here)
 
 
 @dataclass(frozen=True)

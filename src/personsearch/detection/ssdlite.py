@@ -25,7 +25,6 @@ image pass by NMS.  Measured limits are given in the class docstring.
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 

@@ -1,6 +1,7 @@
-"""The training engine every recipe shares: loop, schedules, AMP, DDP (torchrun), checkpoints, logs.
+"""The training engine every recipe shares: the recipe contract, loop and hooks, schedules, AMP,
+DDP (torchrun), checkpoints with auxiliary modules (teachers, memories), logs.
 
-    from personsearch.engine import EngineConfig, train
+    from personsearch.engine import EngineConfig, Recipe, train
     result = train(my_recipe, EngineConfig(epochs=60), "runs/x", resume=True)
 """
 
@@ -30,12 +31,22 @@ from .distributed import (
     unwrap_model,
 )
 from .logging import MetricLogger
-from .schedule import build_optimizer, build_scheduler, lr_factor_fn
+from .recipe import HOOKS, Auxiliary, InferenceModels, Recipe, StepInfo
+from .schedule import (
+    build_optimizer,
+    build_scheduler,
+    cosine_value,
+    ema_momentum_fn,
+    lr_factor_fn,
+    weight_decay_factor_fn,
+)
 from .seeding import epoch_seed, seed_epoch, seed_everything, set_loader_epoch
-from .trainer import Recipe, TrainResult, train
+from .teachers import EmaTeacher, freeze
+from .trainer import TrainResult, train
 
 __all__ = [
-    "EngineConfig", "Recipe", "TrainResult", "train",
+    "EngineConfig", "Recipe", "TrainResult", "train", "HOOKS", "Auxiliary", "InferenceModels", "StepInfo",
+    "EmaTeacher", "freeze", "cosine_value", "ema_momentum_fn", "weight_decay_factor_fn",
     "get_rank", "get_world_size", "is_main_process", "is_dist", "barrier", "all_reduce_mean",
     "all_gather_tensor", "broadcast_object", "resolve_device", "sync_buffers", "unwrap_model", "prepare_batch", "autocast_context",
     "build_optimizer", "build_scheduler", "lr_factor_fn",

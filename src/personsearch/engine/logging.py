@@ -1,15 +1,12 @@
-"""Run logging on rank 0: metrics.jsonl (one JSON object per line), TensorBoard, tqdm bars."""
+"""Run logging on rank 0: metrics.jsonl (one JSON object per line) and TensorBoard (progress: utils.progress)."""
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
-
-from tqdm import tqdm
 
 from ..utils.files import atomic_write_text
 
@@ -87,9 +84,3 @@ class MetricLogger:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-
-
-def progress_bar(total: int | None, desc: str, enabled: bool) -> tqdm:
-    """A per-epoch tqdm bar, disabled when ``enabled`` is False or stderr is not a terminal."""
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True,
-                disable=not (enabled and sys.stderr.isatty()))

@@ -1,4 +1,5 @@
-"""Optimizers and per-iteration learning-rate schedules (warmup x multistep | cosine | constant)."""
+"""Optimizers and per-iteration schedules: learning rate (warmup x multistep | cosine | constant),
+weight decay and EMA momentum (cosine from a start to an end value, as DINO / PASS)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,28 @@ def lr_factor_fn(cfg: EngineConfig, iters_per_epoch: int) -> Callable[[int], flo
         return main
 
     return factor
+
+
+def cosine_value(start: float, end: float, step: int, total: int) -> float:
+    """``start`` at step 0 to ``end`` at step ``total`` (and after) along a half cosine."""
+    t = min(max(step, 0), max(total, 1)) / max(total, 1)
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def weight_decay_factor_fn(cfg: EngineConfig, iters_per_epoch: int) -> Callable[[int], float]:
+    """``f(step)``: the multiplier of each group's own weight decay at global iteration ``step``
+    (1 throughout unless ``weight_decay_end`` is set; then cosine to ``weight_decay_end / weight_decay``)."""
+    if cfg.weight_decay_end is None or cfg.weight_decay == 0:
+        return lambda step: 1.0
+    total = max(cfg.epochs * max(int(iters_per_epoch), 1), 1)
+    end = cfg.weight_decay_end / cfg.weight_decay
+    return lambda step: cosine_value(1.0, end, step, total)
+
+
+def ema_momentum_fn(cfg: EngineConfig, iters_per_epoch: int) -> Callable[[int], float]:
+    """``f(step)``: EMA teacher momentum at global iteration ``step`` (cosine ``ema_momentum`` -> ``ema_momentum_end``)."""
+    total = max(cfg.epochs * max(int(iters_per_epoch), 1), 1)
+    return lambda step: cosine_value(cfg.ema_momentum, cfg.ema_momentum_end, step, total)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: EngineConfig, iters_per_epoch: int) -> LambdaLR:

@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol, runtime_checkable
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
+from ..utils.progress import progress
 from . import distributed as D
 from .checkpoint import atomic_torch_save, list_checkpoints, load_latest_checkpoint, load_model_state, save_checkpoint
 from .config import EngineConfig
-from .logging import MetricLogger, jsonable, progress_bar
-from .schedule import build_optimizer, build_scheduler
+from .logging import MetricLogger, jsonable
+from .recipe import Auxiliary, Recipe, StepInfo
+from .schedule import build_optimizer, build_scheduler, ema_momentum_fn, weight_decay_factor_fn
 from .seeding import seed_epoch, seed_everything, set_loader_epoch
 
-
-@runtime_checkable
-class Recipe(Protocol):
-    """What a method provides to :func:`train`.
-
-    ``training_step`` gets the (possibly DDP-wrapped) model - call ``model(...)``, use
-    ``unwrap_model(model)`` only for attribute access - and a batch already moved to the device.
-    Optional hooks, found by name: ``param_groups(model) -> list[dict]``, ``evaluate(model) -> dict``
-    (rank 0 only, unwrapped model, eval mode, under no_grad), ``on_epoch_start(model, epoch)``
-    (unwrapped model), ``extra_state() -> dict`` (rank 0, saved in checkpoints) and
-    ``load_extra_state(state)`` (every rank, on resume).
-    """
-
-    def build_model(self) -> nn.Module: ...
-    def build_train_loader(self, rank: int, world_size: int, seed: int) -> Iterable: ...
-    def training_step(self, model: nn.Module, batch: Any, epoch: int) -> tuple[Tensor, dict[str, float]]: ...
+LOG = logging.getLogger("personsearch.engine")
 
 
 @dataclass
@@ -54,17 +43,24 @@ class _Run:
         self.ckpt_dir = out_dir / "checkpoints"
         D.autocast_context(cfg.amp, ctx.device)  # validates amp vs device before any work
         seed_everything(cfg.seed)
+        recipe.setup(ctx.device, ctx.rank, ctx.world_size)
         self.model = recipe.build_model().to(ctx.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        hook = getattr(recipe, "param_groups", None)
-        self.optimizer = build_optimizer(hook(self.model) if hook else self.model.parameters(), cfg)
+        self.aux: dict[str, Auxiliary] = self._auxiliaries()
+        self.optimizer = build_optimizer(recipe.param_groups(self.model), cfg)
+        self._check_optimizer_params()
+        for group in self.optimizer.param_groups:
+            group.setdefault("initial_weight_decay", group["weight_decay"])
         self.loader = recipe.build_train_loader(ctx.rank, ctx.world_size, cfg.seed)
         try:
-            self.iters_per_epoch = len(self.loader)  # type: ignore[arg-type]
+            full = len(self.loader)  # type: ignore[arg-type]
         except TypeError as err:
             raise TypeError("the train loader must define __len__ (needed by the lr schedule)") from err
+        self.iters_per_epoch = min(full, cfg.max_iters_per_epoch) if cfg.max_iters_per_epoch else full
         self.scheduler = build_scheduler(self.optimizer, cfg, self.iters_per_epoch)
+        self.wd_factor = weight_decay_factor_fn(cfg, self.iters_per_epoch)
+        self.ema_momentum = ema_momentum_fn(cfg, self.iters_per_epoch)
         self.scaler = torch.amp.GradScaler(ctx.device.type) if cfg.amp == "fp16" else None
         self.epoch, self.step, self.history, self.metrics = 0, 0, [], {}
         self.lr_used = cfg.lr
@@ -73,6 +69,24 @@ class _Run:
         self.logger: MetricLogger | None = None
         self.start_time = time.time()
 
+    def _auxiliaries(self) -> dict[str, Auxiliary]:
+        """The recipe's auxiliary modules, checked and moved to the training device."""
+        aux = self.recipe.auxiliary_modules() or {}
+        for name, item in aux.items():
+            if not isinstance(item, Auxiliary):
+                raise TypeError(f"auxiliary_modules()['{name}'] must be an engine.Auxiliary, got {type(item).__name__}")
+            item.module.to(self.ctx.device)
+        return aux
+
+    def _check_optimizer_params(self) -> None:
+        """Auxiliary modules are never optimised: refuse a parameter group that holds one of theirs."""
+        aux_params = {id(p): name for name, item in self.aux.items() for p in item.module.parameters()}
+        for group in self.optimizer.param_groups:
+            for param in group["params"]:
+                if id(param) in aux_params:
+                    raise ValueError(f"param_groups() hands a parameter of auxiliary module "
+                                     f"'{aux_params[id(param)]}' to the optimizer; auxiliaries are not optimised")
+
     # -- checkpoints -------------------------------------------------------------------------
     def restore(self) -> None:
         """Load the newest readable checkpoint (rank 0 picks it, every rank loads it)."""
@@ -80,7 +94,7 @@ class _Run:
         path = D.broadcast_object(str(found[0]) if found else None)
         if path is None:
             if self.ctx.is_main:
-                print(f"[engine] resume requested but no checkpoint in {self.ckpt_dir}; starting fresh", flush=True)
+                LOG.info("resume requested but no checkpoint in %s; starting fresh", self.ckpt_dir)
             return
         state = found[1] if found else torch.load(path, map_location="cpu", weights_only=False)
         load_model_state(self.model, state["model"], path)
@@ -88,20 +102,27 @@ class _Run:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        if state.get("extra") is not None and hasattr(self.recipe, "load_extra_state"):
+        saved_aux = state.get("aux") or {}
+        for name, item in self.aux.items():
+            if item.persistent:
+                if name not in saved_aux:
+                    raise ValueError(f"{path} has no state for auxiliary module '{name}' (saved: {sorted(saved_aux)})")
+                load_model_state(item.module, saved_aux[name], f"{path} (auxiliary '{name}')")
+        if state.get("extra") is not None:
             self.recipe.load_extra_state(state["extra"])
         self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
         self.metrics = dict(self.history[-1].get("eval", {})) if self.history else {}
         self.last_checkpoint = Path(path)
         if self.ctx.is_main:
-            print(f"[engine] resumed from {path} (epoch {self.epoch}, step {self.step})", flush=True)
+            LOG.info("resumed from %s (epoch %d, step %d)", path, self.epoch, self.step)
 
     def save(self) -> None:
         """Rank 0 writes epoch_XXXX.pt (atomic) and prunes; every rank records the path."""
         path = self.ckpt_dir / f"epoch_{self.epoch:04d}.pt"
         if self.ctx.is_main:
-            extra = self.recipe.extra_state() if hasattr(self.recipe, "extra_state") else None
-            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            extra = self.recipe.extra_state()
+            aux = {name: item.module.state_dict() for name, item in self.aux.items() if item.persistent}
+            state = {"model": self.model.state_dict(), "aux": aux, "optimizer": self.optimizer.state_dict(),
                      "scheduler": self.scheduler.state_dict(),
                      "scaler": self.scaler.state_dict() if self.scaler else None,
                      "epoch": self.epoch, "step": self.step, "history": self.history,
@@ -113,7 +134,7 @@ class _Run:
     def evaluate(self) -> None:
         """recipe.evaluate on rank 0 (unwrapped, eval mode, no_grad); result shared with all ranks."""
         metrics = None
-        if self.ctx.is_main and hasattr(self.recipe, "evaluate"):
+        if self.ctx.is_main:
             self.model.eval()
             with torch.no_grad():
                 metrics = jsonable(dict(self.recipe.evaluate(self.model) or {}))
@@ -130,15 +151,16 @@ class _Run:
         cfg, ctx, epoch = self.cfg, self.ctx, self.epoch
         seed_epoch(cfg.seed, epoch, ctx.rank)
         set_loader_epoch(self.loader, epoch)
-        if hasattr(self.recipe, "on_epoch_start"):
-            self.recipe.on_epoch_start(self.model, epoch)
+        for item in self.aux.values():
+            item.module.train(item.train_mode)
+        self.recipe.on_epoch_start(self.model, epoch)
         self.ddp_model.train()
         window: dict[str, float] = {}
         totals: dict[str, float] = {}
         count = seen = 0
-        bar = progress_bar(self.iters_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and ctx.is_main)
+        bar = progress(self.iters_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and ctx.is_main)
         try:
-            for it, batch in enumerate(self.loader):
+            for it, batch in enumerate(itertools.islice(self.loader, self.iters_per_epoch)):
                 scalars = self.train_step(D.prepare_batch(batch, ctx.device, cfg.channels_last), it)
                 for key, value in scalars.items():
                     window[key] = window.get(key, 0.0) + value
@@ -157,6 +179,7 @@ class _Run:
         finally:
             bar.close()
         D.sync_buffers(self.model)  # DDP syncs buffers before each forward; make the last one agree too
+        self.recipe.on_epoch_end(self.model, epoch)
         summary = {k: v / max(seen, 1) for k, v in totals.items()}
         self.history.append({"epoch": epoch, "step": self.step, "lr": self.lr_used, **summary,
                              "time": round(time.time() - self.start_time, 3)})
@@ -187,6 +210,14 @@ class _Run:
             self.optimizer.step()
         self.lr_used = self._lr()
         self.scheduler.step()
+        wd_factor = self.wd_factor(self.step + 1)
+        for group in self.optimizer.param_groups:  # the value the next step uses
+            group["weight_decay"] = group["initial_weight_decay"] * wd_factor
+        info = StepInfo(epoch=self.epoch, iteration=it, step=self.step,
+                        total_steps=self.cfg.epochs * self.iters_per_epoch, lr=self.lr_used,
+                        weight_decay=self.cfg.weight_decay * self.wd_factor(self.step),
+                        ema_momentum=self.ema_momentum(self.step))
+        self.recipe.after_step(self.model, info)
         return {"loss": loss_value, **{k: float(v) for k, v in (scalars or {}).items() if k != "loss"}}
 
     def _lr(self) -> float:
@@ -203,6 +234,7 @@ class _Run:
         self.ddp_model = D.wrap_model(self.model, ctx, cfg.find_unused_parameters)
         if ctx.is_main:
             self.logger = MetricLogger(self.out_dir, cfg.tensorboard, self.step, self.epoch)
+        self.recipe.on_train_start(self.model)
         try:
             start = self.epoch
             while self.epoch < cfg.epochs:
@@ -218,7 +250,9 @@ class _Run:
             if ctx.is_main:
                 meta = {"epoch": self.epoch, "step": self.step, "config": asdict(cfg), "metrics": self.metrics,
                         "torch": torch.__version__}
-                atomic_torch_save({"model": self.model.state_dict(), "meta": meta}, self.out_dir / "model_final.pt")
+                aux = {name: item.module.state_dict() for name, item in self.aux.items() if item.persistent}
+                atomic_torch_save({"model": self.model.state_dict(), "aux": aux, "meta": meta},
+                                  self.out_dir / "model_final.pt")
             D.barrier()
         finally:
             if self.logger:
@@ -239,6 +273,8 @@ def train(recipe: Recipe, cfg: EngineConfig, out_dir: str | Path, resume: bool =
     (FileExistsError). Raises FloatingPointError on a non-finite loss, ValueError for fp16 on CPU.
     Epoch and iteration numbers are 0-based; ``epoch_0003.pt`` holds the state after 3 epochs.
     """
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"train() needs a personsearch.engine.Recipe subclass instance, got {type(recipe).__name__}")
     out_dir = Path(out_dir)
     ctx = D.setup_distributed(cfg.device)
     try:

@@ -23,15 +23,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..distance.pairwise import block_distance, check_metric, paired_distance, row_terms
 from .checks import as_array, feature_pair
 from .rerank_sparse import encode, jaccard_blend, query_expand
 
 BLOCK_ELEMENTS = 8_000_000  # elements of S handled per column block (~32 MB float32 buffer)
-FEATURE_BLOCK_ELEMENTS = 24_000_000  # pairwise_distance: rows per chunk so that ~this many distances at once
 FEATURE_CHUNK = 2048  # re_ranking_features: side of the square distance blocks (16 MB each)
 PAIR_BATCH = 4096  # feature rows gathered at once to recompute distances outside the top-K lists
 
-__all__ = ["re_ranking", "re_ranking_features", "pairwise_distance"]
+__all__ = ["re_ranking", "re_ranking_features"]
 
 
 # ----------------------------------------------------------------------------- validation helpers
@@ -155,68 +155,36 @@ def _finish(ranks, values, pair_values, num_q, out, k1, k2, lam):
 
 # ----------------------------------------------------------------------------- features
 class _Features:
-    """Query and gallery features (float32 torch, not concatenated) with their per-row norms."""
+    """Query and gallery features (float32 torch, not concatenated) with the kernel's per-row terms."""
 
     def __init__(self, q: np.ndarray, g: np.ndarray, metric: str):
         self.q, self.g = torch.from_numpy(q), torch.from_numpy(g)
         self.num_q, self.metric = len(q), metric
-        if metric == "euclidean":  # squared L2, as torchreid's "euclidean"
-            self.qa, self.ga = self.q.pow(2).sum(1), self.g.pow(2).sum(1)
-        else:  # inverse norms, as F.normalize (eps 1e-12)
-            self.qa, self.ga = (1 / x.norm(dim=1).clamp_min(1e-12) for x in (self.q, self.g))
+        self.qa, self.ga = row_terms(self.q, metric), row_terms(self.g, metric)
 
     def span(self, lo: int, hi: int):
-        """(features, aux) of rows lo:hi, which lie on one side of the query/gallery boundary: views."""
+        """(features, terms) of rows lo:hi, which lie on one side of the query/gallery boundary: views."""
         if hi <= self.num_q:
             return self.q[lo:hi], self.qa[lo:hi]
         return self.g[lo - self.num_q:hi - self.num_q], self.ga[lo - self.num_q:hi - self.num_q]
 
     def rows(self, idx: np.ndarray):
-        """(features, aux) of the rows ``idx`` (queries first, then gallery), as numpy copies."""
-        idx = np.asarray(idx, dtype=np.int64)
+        """(features, terms) of the rows ``idx`` (queries first, then gallery), as new tensors."""
+        idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
         is_q = idx < self.num_q
-        feats = np.empty((len(idx), self.q.shape[1]), dtype=np.float32)
-        aux = np.empty(len(idx), dtype=np.float32)
-        for mask, src, src_aux, shift in ((is_q, self.q, self.qa, 0), (~is_q, self.g, self.ga, self.num_q)):
+        feats = torch.empty((len(idx), self.q.shape[1]), dtype=torch.float32)
+        terms = torch.empty(len(idx), dtype=torch.float32)
+        for mask, src, src_terms, shift in ((is_q, self.q, self.qa, 0), (~is_q, self.g, self.ga, self.num_q)):
             sel = idx[mask] - shift
-            feats[mask] = src.numpy()[sel]
-            aux[mask] = src_aux.numpy()[sel]
-        return feats, aux
-
-
-def _dist_block(x, xa, y, ya, metric: str) -> torch.Tensor:
-    """(len(x), len(y)) float32 distances: squared L2 (addmm form, as torchreid) or 1 - cosine."""
-    if metric == "euclidean":
-        return torch.addmm(xa[:, None] + ya[None, :], x, y.T, beta=1, alpha=-2)
-    sim = x @ y.T
-    sim.mul_(xa[:, None]).mul_(ya[None, :])
-    return sim.neg_().add_(1)
-
-
-def _pair_dist(x, xa, y, ya, metric: str) -> np.ndarray:
-    """Distances of the row pairs (x[p], y[p]), same formulas as ``_dist_block`` (numpy, float32)."""
-    dot = np.einsum("ij,ij->i", x, y)
-    if metric == "euclidean":
-        return xa + ya - 2 * dot
-    return 1 - dot * xa * ya
+            feats[mask] = src[sel]
+            terms[mask] = src_terms[sel]
+        return feats, terms
 
 
 def _prepare_features(q_feats, g_feats, metric):
-    if metric not in ("euclidean", "cosine"):
-        raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
+    check_metric(metric)
     q, g = feature_pair(q_feats, g_feats, "q_feats", "g_feats")
     return _Features(q, g, metric)
-
-
-def pairwise_distance(a_feats, b_feats, metric: str = "euclidean", chunk: int | None = None) -> np.ndarray:
-    """(len(a), len(b)) float32 distance matrix, computed exactly as ``re_ranking_features`` does."""
-    feats = _prepare_features(a_feats, b_feats, metric)
-    a, aa, b, ba = feats.q, feats.qa, feats.g, feats.ga
-    step = chunk or max(1, FEATURE_BLOCK_ELEMENTS // len(b))
-    out = np.empty((len(a), len(b)), dtype=np.float32)
-    for lo in range(0, len(a), step):
-        out[lo:lo + step] = _dist_block(a[lo:lo + step], aa[lo:lo + step], b, ba, metric).numpy()
-    return out
 
 
 def _merge_top(best_v, best_i, rows: slice, cand_v, cand_i, top: int) -> None:
@@ -232,11 +200,12 @@ def _merge_top(best_v, best_i, rows: slice, cand_v, cand_i, top: int) -> None:
 
 
 def re_ranking_features(q_feats, g_feats, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-                        metric: str = "euclidean", chunk: int | None = None) -> np.ndarray:
+                        metric: str = "sql2", chunk: int | None = None) -> np.ndarray:
     """Re-ranked (Q, G) float32 distances straight from query and gallery features.
 
-    Same result as ``re_ranking(d(q, g), d(q, q), d(g, g), ...)`` with ``d = pairwise_distance(..,
-    metric)``: "euclidean" is squared L2 (torchreid's "euclidean"), "cosine" is 1 - cosine similarity.
+    Same result as ``re_ranking(d(q, g), d(q, q), d(g, g), ...)`` with ``d = distance_matrix(..,
+    metric)`` (``personsearch.distance``: ``sql2`` = squared L2, torchreid's "euclidean"; ``l2``;
+    ``cosine`` = 1 - cosine similarity).
     Distances are computed (float32, torch matmul) in ``chunk`` x ``chunk`` blocks of the symmetric
     N x N matrix, upper triangle only (each block serves its rows and, transposed, its columns), and
     only each row's top-K neighbours are kept, so MSMT17-size problems (N ~ 94,000) run in a few GB:
@@ -262,7 +231,7 @@ def re_ranking_features(q_feats, g_feats, k1: int = 20, k2: int = 6, lambda_valu
         x, xa = feats.span(lo, hi)
         for c_lo, c_hi in panels[a:]:
             y, ya = feats.span(c_lo, c_hi)
-            d = _dist_block(x, xa, y, ya, metric)
+            d = block_distance(x, xa, y, ya, metric)
             d.mul_(d)  # S = d^2 in float32; d(x, y) = d(y, x), so the block serves both sides
             dn = d.numpy()
             np.maximum(rowmax[lo:hi], dn.max(axis=1), out=rowmax[lo:hi])
@@ -293,7 +262,7 @@ def re_ranking_features(q_feats, g_feats, k1: int = 20, k2: int = 6, lambda_valu
         for s in range(0, len(rows), PAIR_BATCH):
             x, xa = feats.rows(rows[s:s + PAIR_BATCH])
             y, ya = feats.rows(cols[s:s + PAIR_BATCH])
-            d = _pair_dist(x, xa, y, ya, metric)
+            d = paired_distance(x, xa, y, ya, metric).numpy()
             res[s:s + PAIR_BATCH] = d * d
         return res / rowmax[rows]
 

@@ -32,17 +32,28 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from .checks import as_array
 from .detection import box_iou, to_numpy
-from .search_galleries import FrameGallery
 
 TOPK = (1, 5, 10)
 CHUNK_CANDIDATES = 4_000_000  # (query, detection) similarities held at once: 32 MB of float64
 DENSE_FRACTION = 0.25  # above this share of all detections per query, use dense chunk products
 BROADCAST_TPS = 16  # up to this many true positives, count ranks by broadcasting instead of sorting
+
+
+@runtime_checkable
+class FrameGalleryLike(Protocol):
+    """A lazy gallery over a frame list shared by many queries (``personsearch.data.FrameGallery``,
+    built by ``prw_galleries``): read without iterating its entries."""
+
+    names: tuple[str, ...]  # every frame of the shared list
+    positive_boxes: dict[int, np.ndarray]  # frame index -> the query person's box
+
+    def frame_indices(self) -> np.ndarray: ...
 
 
 @dataclass
@@ -147,7 +158,7 @@ def _gt_box(box, q: int, j: int, name: str) -> np.ndarray | None:
 
 
 def _plan(q: int, gallery, dets: _Detections, seen_key: list[bool], frame_ids: dict) -> _Plan:
-    if isinstance(gallery, FrameGallery):
+    if isinstance(gallery, FrameGalleryLike):
         return _plan_frames(q, gallery, dets, seen_key, frame_ids)
     if isinstance(gallery, (str, bytes)) or not isinstance(gallery, Sequence):
         raise ValueError(f"galleries[{q}] must be a list of (image_name, box or None), got {type(gallery).__name__}")
@@ -184,7 +195,7 @@ def _plan(q: int, gallery, dets: _Detections, seen_key: list[bool], frame_ids: d
                  np.array(pos_boxes, dtype=np.float64).reshape(-1, 4), count_gt)
 
 
-def _plan_frames(q: int, gallery: FrameGallery, dets: _Detections, seen_key: list[bool], frame_ids: dict) -> _Plan:
+def _plan_frames(q: int, gallery: FrameGalleryLike, dets: _Detections, seen_key: list[bool], frame_ids: dict) -> _Plan:
     """Same as the entry loop for a FrameGallery (frames unique, positives inside), without iterating."""
     cached = frame_ids.get(id(gallery.names))
     if cached is None or cached[0] is not gallery.names:
@@ -330,7 +341,7 @@ def evaluate_search(query_feats, galleries, detections: Mapping, det_feats: Mapp
 
     query_feats: (Q, D) embeddings of the query boxes. galleries: per query a sequence of
     ``(image_name, gt_box)`` with ``gt_box`` the query person's ``[x1, y1, x2, y2]`` in that image or
-    None (see :mod:`.search_galleries`). detections: image name -> (N, 5) ``[x1, y1, x2, y2, score]``;
+    None (see ``personsearch.data.galleries``). detections: image name -> (N, 5) ``[x1, y1, x2, y2, score]``;
     det_feats: image name -> (N, D). An image missing from both has no detections. Similarity is the
     float64 dot product (NAE-style models: pass gallery embeddings multiplied by the detection score).
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from .frames import Frame
 from .metadata import FrameResult
@@ -42,7 +41,7 @@ def _describe(frame: Frame) -> str:
 
 
 def ingest(frames: Iterable[Frame], searcher, dim: int, commit: Commit, *, camera: str | None = None,
-           fps: float | None = None, commit_every: int = 32, bar: tqdm | None = None) -> AddReport:
+           fps: float | None = None, commit_every: int = 32, bar: Any = None) -> AddReport:
     """Detect and embed every frame, committing every ``commit_every`` frames (a kill loses at most
     one batch, which a rerun redoes). Unreadable images, and frames the searcher rejects with a
     ValueError, are skipped and reported, never fatal.

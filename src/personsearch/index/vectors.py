@@ -19,7 +19,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from tqdm import tqdm
+
+from ..utils.progress import iterate
 
 KINDS = ("exact", "hnsw", "ivf")
 INDEX_TYPES = ("auto",) + KINDS
@@ -85,7 +86,7 @@ def needs_rebuild(index: faiss.Index, index_type: str) -> bool:
 
 def _append(index: faiss.Index, vectors: np.ndarray, progress: bool) -> None:
     chunks = range(0, len(vectors), ADD_CHUNK)
-    for start in tqdm(chunks, desc="vectors", unit="chunk", disable=not progress or len(chunks) < 3):
+    for start in iterate(chunks, "vectors", progress and len(chunks) >= 3, unit="chunk"):
         index.add(np.ascontiguousarray(vectors[start:start + ADD_CHUNK], dtype=np.float32))
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from tqdm import tqdm
-
+from ..utils.progress import progress as progress_bar
 from . import metadata, vectors
 from .frames import image_frames, source_key, video_frames, video_info, wanted_frames
 from .ingest import ingest
@@ -48,7 +47,7 @@ class Writing:
     def _add(self, frames, todo: int, unit: str, camera, fps, progress: bool, commit_every: int,
              searcher, complete: list[tuple[str, int]] | None = None) -> AddReport:
         self.refresh()  # another process may have added people since we opened the index
-        bar = tqdm(total=todo, desc=f"indexing {self.path.name}", unit=unit, disable=not progress)
+        bar = progress_bar(todo, f"indexing {self.path.name}", progress, unit=unit)
         try:
             report = ingest(frames, searcher, self.dim, self._commit, camera=camera, fps=fps,
                             commit_every=commit_every, bar=bar)

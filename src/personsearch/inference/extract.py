@@ -26,19 +26,27 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ExtractConfig", "prepare_model", "extract_features", "extract_from_paths", "resolve_device"]
+from ..utils.devices import model_device, resolve_device
+from ..utils.progress import progress
+
+__all__ = ["ExtractConfig", "prepare_model", "extract_features", "extract_from_paths"]
 
 _PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
 class ExtractConfig:
-    """How to run a model over images. Defaults: fp32, batch 64, auto device, no flip/normalise."""
+    """How to run a model over images. Defaults: fp32, batch 64, on the model's own device, no flip/normalise.
+
+    ``device="model"`` (default) runs wherever the model already is and leaves it untouched, so a
+    training model is never moved (evaluation during training); any other value (``auto``, ``cpu``,
+    ``cuda:1``) moves the model there first, in place, and with ``channels_last`` converts it.
+    """
 
     batch_size: int = 64
     precision: str = "fp32"  # fp32 | bf16 (torch.autocast bf16; on CPU uses AMX/AVX512-bf16 where present)
     channels_last: bool = True
-    device: str = "auto"
+    device: str = "model"  # model | auto | cpu | cuda | cuda:N
     num_workers: int = 0
     progress: bool = True
     flip: bool = False  # average the embedding of the image and its horizontal flip
@@ -54,15 +62,14 @@ class ExtractConfig:
             raise ValueError(f"ExtractConfig.num_workers must be >= 0, got {self.num_workers}")
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda`` if available, else ``cpu``; anything else is passed to torch.device."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def target_device(model: nn.Module, cfg: ExtractConfig) -> torch.device:
+    """Where extraction runs: the model's own device for ``device="model"``, else ``cfg.device``."""
+    return model_device(model) if cfg.device == "model" else resolve_device(cfg.device)
 
 
 def prepare_model(model: nn.Module, cfg: ExtractConfig) -> nn.Module:
-    """Put ``model`` in eval mode on ``cfg.device`` (channels_last if ``cfg.channels_last``).
+    """Put ``model`` in eval mode; unless ``cfg.device`` is ``"model"``, also move it to that device
+    (channels_last if ``cfg.channels_last``).
 
     Works in place (like ``Module.to``) and is cheap to repeat: on an already prepared model it
     copies nothing. Parameters stay fp32; bf16 comes from autocast in extract_features. Returns
@@ -70,11 +77,12 @@ def prepare_model(model: nn.Module, cfg: ExtractConfig) -> nn.Module:
     (static shapes; on CPU with inductor weight freezing). Re-wrapping the same model is cheap
     (~1 s): torch's compile cache is reused; a new input shape compiles again.
     """
-    device = resolve_device(cfg.device)
+    device = target_device(model, cfg)
     model.eval()
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    if cfg.device != "model":
+        model.to(device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
     if not cfg.compile:
         return model
     options = {"freezing": True} if device.type == "cpu" else None
@@ -127,15 +135,6 @@ def _autocast(device: torch.device, precision: str):
     return nullcontext()
 
 
-def _progress(iterable: Iterable, enabled: bool, desc: str = "extract"):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    total = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
-    return tqdm(iterable, total=total, desc=desc, unit="batch", leave=False)
-
-
 @torch.inference_mode()
 def extract_features(
     model: nn.Module,
@@ -154,7 +153,7 @@ def extract_features(
     outputs are per image, so padding changes nothing) to avoid a recompile for the last batch.
     """
     cfg = cfg or ExtractConfig()
-    device = resolve_device(cfg.device)
+    device = target_device(model, cfg)
     modes = [(module, module.training) for module in model.modules()]
     net = prepare_model(model, cfg)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -170,9 +169,11 @@ def extract_features(
         out = _embeddings_of(net(images.contiguous(memory_format=memory_format)), index)
         return out[:n].float()
 
-    progress = _progress(batches, cfg.progress)
+    total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
+    bar = progress(total, "extract", cfg.progress, unit="batch")
     try:
-        for index, batch in enumerate(progress):
+        for index, batch in enumerate(batches):
+            bar.update(1)
             images = _images_of(batch, index)
             if images.shape[0] == 0:
                 continue
@@ -199,8 +200,7 @@ def extract_features(
     finally:
         for module, training in modes:
             module.training = training
-        if progress is not batches:
-            progress.close()
+        bar.close()
     if not chunks:
         return np.zeros((0, 0), dtype=np.float32)
     return np.ascontiguousarray(np.concatenate(chunks, axis=0), dtype=np.float32)
@@ -249,7 +249,7 @@ def extract_from_paths(
         batch_size=int(cfg.batch_size),
         shuffle=False,
         num_workers=int(cfg.num_workers),
-        pin_memory=resolve_device(cfg.device).type == "cuda",
+        pin_memory=target_device(model, cfg).type == "cuda",
         persistent_workers=False,
     )
     try:

@@ -1,11 +1,12 @@
-"""Losses. Identity classification: ``torch.nn.functional.cross_entropy(..., label_smoothing=0.1)``."""
+"""Losses. Identity classification: ``torch.nn.functional.cross_entropy(..., label_smoothing=0.1)``.
 
-from personsearch.losses.triplet import (
-    METRICS,
-    TripletLoss,
-    hard_example_mining,
-    pairwise_distance,
-    triplet_from_distances,
-)
+Distances come from the kernel, ``personsearch.distance`` (imported here no further).
+"""
 
-__all__ = ["METRICS", "TripletLoss", "hard_example_mining", "pairwise_distance", "triplet_from_distances"]
+from .aligned import aligned_triplet_losses
+from .mutual import mutual_distance_loss, mutual_losses, mutual_probability_loss
+from .oim import OIMLoss
+from .triplet import TripletLoss, hard_example_mining, triplet_from_distances
+
+__all__ = ["OIMLoss", "TripletLoss", "aligned_triplet_losses", "hard_example_mining", "mutual_distance_loss",
+           "mutual_losses", "mutual_probability_loss", "triplet_from_distances"]

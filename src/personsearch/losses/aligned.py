@@ -2,7 +2,7 @@
 
 Zhang et al., arXiv 1711.08184: the hard positive / negative of each anchor are mined with the
 global distance, and the local triplet loss uses the aligned local distances (shortest path over
-the stripe-to-stripe distance matrix, ``personsearch.evaluation.local_distance``) of those same
+the stripe-to-stripe distance matrix, ``personsearch.distance.local_distance``) of those same
 pairs. ``mining="local"`` instead mines the local loss's pairs on the local distance matrix.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from personsearch.evaluation.local_distance import local_distance, paired_local_distance
-from personsearch.losses.triplet import hard_example_mining, pairwise_distance, triplet_from_distances
+from ..distance import local_distance, paired_local_distance, pairwise_distance
+from .triplet import hard_example_mining, triplet_from_distances
 
 MININGS = ("global", "local")
 

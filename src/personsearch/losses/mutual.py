@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from personsearch.evaluation.local_distance import local_distance
-from personsearch.losses.triplet import pairwise_distance
+from ..distance import local_distance, pairwise_distance
 
 
 def mutual_probability_loss(logits_a: Tensor, logits_b: Tensor) -> Tensor:
@@ -37,9 +36,11 @@ def mutual_distance_loss(dist_a: Tensor, dist_b: Tensor) -> Tensor:
     return (dist_a.float() - dist_b.detach().float()).pow(2).mean()
 
 
-def _distance_matrices(out: dict[str, Tensor], use_local: bool) -> dict[str, Tensor]:
-    """A model's (N, N) batch distances: euclidean on ``global``, aligned local on ``local``."""
-    dists = {"global_distance": pairwise_distance(out["global"].float(), out["global"].float())}
+def _distance_matrices(out: dict[str, Tensor], use_local: bool, metric: str, normalize: bool) -> dict[str, Tensor]:
+    """A model's (N, N) batch distances: ``metric`` on ``global`` (L2-normalised first when
+    ``normalize``), aligned local on ``local``."""
+    feats = out["global"].float()
+    dists = {"global_distance": pairwise_distance(feats, feats, metric, normalize=normalize)}
     if use_local:
         dists["local_distance"] = local_distance(out["local"].float(), out["local"].float())
     return dists
@@ -49,12 +50,17 @@ def _sum(terms: list[Tensor]) -> Tensor:
     return torch.stack(terms).sum()
 
 
-def mutual_losses(outputs: list[dict[str, Tensor]], targets: Tensor, use_local: bool) -> list[dict[str, Tensor]]:
+def mutual_losses(outputs: list[dict[str, Tensor]], targets: Tensor, use_local: bool, metric: str = "l2",
+                  normalize: bool = True) -> list[dict[str, Tensor]]:
     """Per model i, the sum over partners j != i of the mutual terms between i and j.
 
     outputs: the training-mode output dicts of the models on the SAME batch (``global`` (N, D),
     ``logits`` (N, K), and ``local`` (N, H, C) when use_local). targets (N,): the batch labels, used
     only to check the batch size (the mutual terms need no labels).
+    ``metric`` / ``normalize``: the global distance matrices' kernel metric and whether features are
+    L2-normalised first. Normalised (the default) keeps the squared-difference term on the scale of
+    the other losses (distances in [0, 2]) whatever the feature dimension and norm; unnormalised
+    1280-d features make it hundreds of times larger than the ID and triplet terms at the start.
     Returns one dict per model with keys "probability" (only if every output has ``logits``),
     "global_distance" and, with use_local, "local_distance"; each dict's terms carry gradient to
     model i alone. Each model's distance matrices are computed once and shared.
@@ -66,7 +72,7 @@ def mutual_losses(outputs: list[dict[str, Tensor]], targets: Tensor, use_local: 
         if out["global"].shape[0] != n:
             raise ValueError(f"outputs and targets disagree on the batch size ({out['global'].shape[0]} vs {n})")
     with_logits = all("logits" in out for out in outputs)
-    dists = [_distance_matrices(out, use_local) for out in outputs]
+    dists = [_distance_matrices(out, use_local, metric, normalize) for out in outputs]
     losses: list[dict[str, Tensor]] = []
     for i, out in enumerate(outputs):
         partners = [j for j in range(len(outputs)) if j != i]

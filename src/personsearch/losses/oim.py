@@ -18,11 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from personsearch.data.records import UNLABELED
-from personsearch.engine.distributed import all_gather_tensor
+from ..utils.collectives import all_gather_tensor
+from ..utils.labels import BACKGROUND, UNLABELED
 
-BACKGROUND = -2
-"""pid of a background proposal: no loss, no memory update (any pid below -1 is treated so)."""
+__all__ = ["BACKGROUND", "UNLABELED", "OIMLoss"]
 
 
 class OIMLoss(nn.Module):

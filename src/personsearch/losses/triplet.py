@@ -1,4 +1,4 @@
-"""Pairwise distances, batch-hard mining and the batch-hard triplet loss (Hermans et al. 2017; BoT).
+"""Batch-hard mining and the batch-hard triplet loss (Hermans et al. 2017; BoT), on any kernel metric.
 
 Identity classification needs nothing beyond ``F.cross_entropy(logits, y, label_smoothing=0.1)``.
 """
@@ -9,21 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-METRICS = ("euclidean", "sqeuclidean", "cosine")
-
-
-def pairwise_distance(x: Tensor, y: Tensor, metric: str = "euclidean") -> Tensor:
-    """Distances between the rows of x (M, D) and y (N, D) -> (M, N).
-
-    "euclidean": L2, sqrt of the squared distance clamped at 1e-12 (as BoT's triplet: finite
-    gradients at zero distance); "sqeuclidean": squared L2 clamped at 0; "cosine": 1 - cos.
-    """
-    if metric == "cosine":
-        return 1.0 - F.normalize(x, dim=1) @ F.normalize(y, dim=1).T
-    if metric not in ("euclidean", "sqeuclidean"):
-        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-    sq = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * x @ y.T
-    return sq.clamp(min=0.0) if metric == "sqeuclidean" else sq.clamp(min=1e-12).sqrt()
+from ..distance.pairwise import check_metric, pairwise_distance
 
 
 def hard_example_mining(dist: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -70,17 +56,16 @@ class TripletLoss(nn.Module):
     """Batch-hard triplet loss on a batch of features (N, D) with identity labels (N,).
 
     margin: hinge margin (BoT / AlignedReID: 0.3) or None for the soft margin
-    log(1 + exp(d_ap - d_an)) (PASS, fast-reid). normalize: L2-normalise the features first.
+    log(1 + exp(d_ap - d_an)) (PASS, fast-reid). metric: ``personsearch.distance`` metric (l2 as
+    BoT, sql2, cosine). normalize: L2-normalise the features first.
     Anchors without a positive or a negative are left out; with none left the loss is 0
     (still attached to the graph).
     """
 
-    def __init__(self, margin: float | None = 0.3, metric: str = "euclidean", normalize: bool = False) -> None:
+    def __init__(self, margin: float | None = 0.3, metric: str = "l2", normalize: bool = False) -> None:
         super().__init__()
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+        self.metric = check_metric(metric, "triplet metric")
         self.margin = margin
-        self.metric = metric
         self.normalize = normalize
 
     def forward(self, features: Tensor, targets: Tensor) -> Tensor:

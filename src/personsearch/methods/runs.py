@@ -24,9 +24,11 @@ def build_config(raw: dict[str, Any], overrides: list[str]) -> Any:
     return merge_into(recipe_class(method).CONFIG(), raw)
 
 
-def load_recipe_config(path: str | Path, overrides: list[str]) -> Any:
-    """Config from a recipe YAML file (e.g. configs/reid/baseline.yaml) plus overrides."""
-    return build_config(load_yaml(path), overrides)
+def load_recipe_config(recipe: str | Path, overrides: list[str]) -> Any:
+    """Config from a recipe YAML file or a shipped recipe's name (e.g. ``baseline``) plus overrides."""
+    from . import recipe_file
+
+    return build_config(load_yaml(recipe_file(recipe)), overrides)
 
 
 def save_run_config(out_dir: Path, cfg: Any) -> None:
@@ -35,7 +37,7 @@ def save_run_config(out_dir: Path, cfg: Any) -> None:
 
 
 def build_recipe(cfg: Any, out_dir: Path | None = None) -> Any:
-    """Instantiate the recipe named by ``cfg.method``."""
+    """Instantiate the recipe named by ``cfg.method`` (a ``personsearch.engine.Recipe``)."""
     from . import recipe_class
 
     return recipe_class(cfg.method)(cfg, report_dir=out_dir)

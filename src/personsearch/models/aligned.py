@@ -4,7 +4,7 @@ The global branch (pooling -> [reduction] -> BNNeck -> classifier) is ``ReidMode
 unchanged. The local branch pools the backbone map to ``stripes`` horizontal rows (adaptive
 pooling, so any map height works: 16x8 at 256x128 with last_stride=1, 8x4 at 128x64, ViT token
 grids), then 1x1 conv -> BatchNorm -> ReLU to ``local_dim`` channels per stripe. Aligned local
-distances between stripe sets are in ``personsearch.evaluation.local_distance``.
+distances between stripe sets are in ``personsearch.distance.local_distance``.
 """
 
 from __future__ import annotations

@@ -41,17 +41,17 @@ def load_searcher(model: str | Path = PRETRAINED, *, score_threshold: float = 0.
                   dtype: torch.dtype | None = None) -> Searcher:
     """A searcher from ``"pretrained"`` or a training run (folder or checkpoint file).
 
-    A person search run (e.g. NAE) is used end to end; a ReID run becomes the embedder of a two-step
-    pipeline behind the shipped SSDLite detector. ``score_threshold`` drops weaker detections;
-    ``tile`` makes the SSDLite detector look for small, far people (slower).
+    The run's recipe says what it becomes (``Recipe.inference``): a person search run (e.g. NAE)
+    is used end to end; a ReID run becomes the embedder of a two-step pipeline behind the shipped
+    SSDLite detector. ``score_threshold`` drops weaker detections; ``tile`` makes the SSDLite
+    detector look for small, far people (slower).
     """
     if str(model) == PRETRAINED:
         return pretrained_searcher(score_threshold, tile)
     from ..methods.runs import load_run
-    from ..models.search import PersonSearchModel
 
-    cfg, _, net = load_run(model, need_data=False)
-    if isinstance(net, PersonSearchModel):
-        return EndToEndSearcher(net, det_thresh=score_threshold, dtype=dtype)
-    crop = (int(cfg.data.height), int(cfg.data.width))
-    return TwoStepSearcher(_ssdlite(score_threshold, tile), net, crop_size=crop)
+    _, recipe, net = load_run(model, need_data=False)
+    forms = recipe.inference(net)
+    if forms.scene_model is not None:
+        return EndToEndSearcher(forms.scene_model, det_thresh=score_threshold, dtype=dtype)
+    return TwoStepSearcher(_ssdlite(score_threshold, tile), forms.crop_embedder, crop_size=forms.input_size)

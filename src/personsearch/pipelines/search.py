@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Iterable, Mapping, Union
 
 import numpy as np
-from tqdm import tqdm
 
+from ..utils.progress import iterate
 from .images import ImageLike, check_boxes, load_rgb
 from .loading import Searcher
 
@@ -32,7 +32,7 @@ def embed_gallery(searcher: Searcher, gallery: Iterable[str | Path] | Mapping[st
     items = list(gallery.items()) if isinstance(gallery, Mapping) else [(str(p), p) for p in gallery]
     if not items:
         raise ValueError("the gallery is empty: give at least one image")
-    return {name: searcher(image) for name, image in tqdm(items, desc="gallery", unit="img", disable=not progress)}
+    return {name: searcher(image) for name, image in iterate(items, "gallery", progress, unit="img")}
 
 
 def _is_embedded(gallery) -> bool:

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .images import ImageLike, check_boxes, load_rgb
 

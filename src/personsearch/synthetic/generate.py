@@ -21,13 +21,13 @@ from typing import Any, Iterable
 
 import numpy as np
 import yaml
-from tqdm import tqdm
 
 from .. import __version__
 from ..data.records import SceneAnnotation
 from ..utils.files import atomic_write_text
+from ..utils.progress import progress as progress_bar
 from .config import SynthConfig, config_to_dict
-from .plan_crops import MARKET_DIR, UNLABELED_DIR, plan_market, plan_unlabeled
+from .plan_crops import plan_market, plan_unlabeled
 from .plan_scenes import PlannedScene, plan_detection, plan_identity_scenes
 from .tasks import run_task
 from .write_coco import write_coco_annotations
@@ -102,7 +102,7 @@ def _annotate(planned: list[PlannedScene], results: list) -> list[SceneAnnotatio
 
 
 def _render(tasks: list, workers: int, progress: bool) -> list:
-    bar = tqdm(total=len(tasks), desc="rendering", unit="img", disable=not progress, smoothing=0.1)
+    bar = progress_bar(len(tasks), "rendering", progress, unit="img")
     if workers <= 1:
         results = []
         for task in tasks:

@@ -10,7 +10,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from personsearch.synthetic.camera import (
-    PROP_COLORS, VIEW_ORDER, Camera, apply_imaging, camera_background, foot_for_scale, min_foot, person_scale,
+    PROP_COLORS,
+    VIEW_ORDER,
+    Camera,
+    apply_imaging,
+    camera_background,
+    foot_for_scale,
+    min_foot,
+    person_scale,
 )
 from personsearch.synthetic.config import Difficulty
 from personsearch.synthetic.figure import figure_aspect, render_person

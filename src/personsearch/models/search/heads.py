@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
-from personsearch.losses.oim import BACKGROUND, OIMLoss
+from ...utils.labels import BACKGROUND
 
 
 class NormAwareEmbedding(nn.Module):
@@ -83,7 +83,7 @@ class SearchRoIHeads(RoIHeads):
     computed on the final (regressed, NMS-kept) boxes by a second pass through the head.
     """
 
-    def __init__(self, *, embedding_head: NormAwareEmbedding, oim: OIMLoss, embedding_grad_scale: float = 1.0,
+    def __init__(self, *, embedding_head: NormAwareEmbedding, oim: nn.Module | None, embedding_grad_scale: float = 1.0,
                  **roi_kwargs) -> None:
         super().__init__(**roi_kwargs)
         self.embedding_head = embedding_head
@@ -128,6 +128,8 @@ class SearchRoIHeads(RoIHeads):
 
         if targets is None:
             raise ValueError("targets are required in training mode")
+        if self.oim is None:
+            raise ValueError("this model was built without an identity loss (reid_loss=None): inference only")
         proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
         pids = [_sampled_pids(t["pids"], m, lab) for t, m, lab in zip(targets, matched_idxs, labels)]
         pooled = self.box_features(features, proposals, image_shapes)

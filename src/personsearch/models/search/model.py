@@ -20,9 +20,8 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from personsearch.losses.oim import OIMLoss
-from personsearch.models.backbones import MobileNetV2Backbone, ResNetBackbone, build_backbone
-from personsearch.models.search.heads import NormAwareEmbedding, PooledHead, SearchRoIHeads
+from ..backbones import MobileNetV2Backbone, ResNetBackbone, build_backbone
+from .heads import NormAwareEmbedding, PooledHead, SearchRoIHeads
 
 SEARCH_BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenetv2")
 FEATURE_NAME = "feat_res4"
@@ -130,15 +129,12 @@ def split_backbone(name: str, weights: str | Path | None = None) -> tuple[nn.Mod
 
 def build_person_search_model(
     backbone: str = "resnet50",
-    num_pids: int = 5532,
+    reid_loss: nn.Module | None = None,
     *,
     weights: str | Path | None = None,
     min_size: int | tuple[int, ...] = 900,
     max_size: int = 1500,
-    num_cq: int = 5000,
     embedding_dim: int = 256,
-    oim_momentum: float = 0.5,
-    oim_scalar: float = 30.0,
     freeze_bn: bool | None = None,
     rpn_pre_nms_top_n: tuple[int, int] = (12000, 6000),
     rpn_post_nms_top_n: tuple[int, int] = (2000, 300),
@@ -149,7 +145,11 @@ def build_person_search_model(
     roi_output_size: int = 14,
     embedding_grad_scale: float = 1.0,
 ) -> PersonSearchModel:
-    """Build an OIM/NAE person search model (defaults follow NAE/SeqNet on CUHK-SYSU, 5532 train ids).
+    """Build an NAE person search model (defaults follow NAE/SeqNet on CUHK-SYSU).
+
+    reid_loss: the identity loss on the unit embeddings and sampled proposal pids, e.g.
+    ``personsearch.losses.OIMLoss(embedding_dim, num_pids, num_cq)`` (the recipe composes it; a
+    model built without one is for inference only). Its state (OIM memories) is part of the model's.
 
     weights: backbone weights as in ``build_backbone`` (None, "imagenet", or a checkpoint path).
     min_size/max_size: GeneralizedRCNNTransform resize (a tuple of min sizes = multi-scale training).
@@ -177,7 +177,7 @@ def build_person_search_model(
     )
     roi_heads = SearchRoIHeads(
         embedding_head=NormAwareEmbedding(head_channels, embedding_dim),
-        oim=OIMLoss(embedding_dim, num_pids, num_cq, oim_momentum, oim_scalar),
+        oim=reid_loss,
         embedding_grad_scale=embedding_grad_scale,
         box_roi_pool=MultiScaleRoIAlign([FEATURE_NAME], output_size=roi_output_size, sampling_ratio=2),
         box_head=PooledHead(head_blocks, head_channels),

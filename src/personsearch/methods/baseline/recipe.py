@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..losses import TripletLoss
-from .reid_config import ReidRecipeConfig
-from .reid_recipe import ReidRecipe
+from ...losses import TripletLoss
+from ..reid_common.config import ReidRecipeConfig
+from ..reid_common.recipe import ReidRecipe
 
 
 class BaselineRecipe(ReidRecipe):

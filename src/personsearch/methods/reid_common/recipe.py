@@ -8,14 +8,15 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ..data.records import ReidDataset
-from ..data.registry import read_dataset
-from ..data.samplers import PKSampler
-from ..data.torch_datasets import ReidImageDataset
-from ..data.transforms import build_train_transform
-from ..models import build_reid_model
-from .reid_config import ReidRecipeConfig
-from .reid_eval import evaluate_reid_model
+from ...data.records import ReidDataset
+from ...data.registry import read_dataset
+from ...data.samplers import PKSampler
+from ...data.torch_datasets import ReidImageDataset
+from ...data.transforms import build_train_transform
+from ...engine.recipe import Recipe
+from ...models import build_reid_model
+from .config import ReidRecipeConfig
+from .evaluate import evaluate_reid_model
 
 
 def load_reid_dataset(fmt: str, root: str | Path) -> ReidDataset:
@@ -26,12 +27,11 @@ def load_reid_dataset(fmt: str, root: str | Path) -> ReidDataset:
     return data
 
 
-class ReidRecipe:
+class ReidRecipe(Recipe):
     """Shared parts of every ReID recipe; ``training_step`` is the method's own."""
 
-    def __init__(self, cfg: ReidRecipeConfig, report_dir: Path | None = None) -> None:
-        self.cfg = cfg
-        self.report_dir = report_dir
+    CONFIG = ReidRecipeConfig
+    cfg: ReidRecipeConfig
 
     @cached_property
     def dataset(self) -> ReidDataset:
@@ -61,8 +61,11 @@ class ReidRecipe:
         return DataLoader(train, batch_size=d.p * d.k, sampler=sampler, num_workers=d.workers, drop_last=True,
                           persistent_workers=False)
 
-    def training_step(self, model: torch.nn.Module, batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
-
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         return evaluate_reid_model(model, self.dataset, self.cfg.data, self.cfg.eval, self.report_dir)
+
+    @classmethod
+    def smoke_overrides(cls, synth_root: Path) -> list[str]:
+        """Tiny Market-format data, small crops, a 4 x 2 PK batch, no data workers."""
+        return [f"data.root={Path(synth_root) / 'market1501'}", "data.format=market1501", "data.height=64",
+                "data.width=32", "data.p=4", "data.k=2", "data.workers=0", "data.test_batch=64"]

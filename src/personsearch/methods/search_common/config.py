@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..engine.config import EngineConfig
+from ...engine.config import EngineConfig
 
 
 @dataclass(frozen=True)

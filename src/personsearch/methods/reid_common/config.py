@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..data.transforms import AugmentConfig
-from ..engine.config import EngineConfig
+from ...data.transforms import AugmentConfig
+from ...distance import check_metric
+from ...engine.config import EngineConfig
 
 
 @dataclass(frozen=True)
@@ -43,19 +44,26 @@ class ReidLossConfig:
     label_smoothing: float = 0.1
     triplet_weight: float = 1.0
     margin: float | None = 0.3  # None = soft margin
-    metric: str = "euclidean"
+    metric: str = "l2"  # personsearch.distance metric of the triplet loss: l2 (BoT) | sql2 | cosine
+
+    def __post_init__(self) -> None:
+        check_metric(self.metric, "loss.metric")
 
 
 @dataclass(frozen=True)
 class ReidEvalConfig:
     """Test protocol: distance, optional re-ranking, flip averaging, precision, report."""
 
-    metric: str = "cosine"  # cosine | euclidean (squared L2, as torchreid)
+    metric: str = "cosine"  # personsearch.distance metric: cosine | l2 | sql2 (torchreid's "euclidean")
     rerank: bool = False  # also report k-reciprocal re-ranked metrics
     flip: bool = False
     precision: str = "fp32"  # fp32 | bf16
     max_rank: int = 50
     report_queries: int = 0  # >0 writes a ranked-list HTML report for that many queries
+    report_file: str = "ranked_lists.html"  # where: absolute, or relative to the run folder
+
+    def __post_init__(self) -> None:
+        check_metric(self.metric, "eval.metric")
 
 
 @dataclass(frozen=True)

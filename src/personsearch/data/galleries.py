@@ -1,5 +1,5 @@
 """The ``galleries`` argument of :func:`~personsearch.evaluation.search.evaluate_search`, built from
-the dataset readers (/work/shared/docs/protocols.md, "Person search: CUHK-SYSU" and "PRW").
+the dataset readers' records (/work/shared/docs/protocols.md, "Person search: CUHK-SYSU" and "PRW").
 
 A gallery is, per query, a sequence of ``(image name, the query person's [x1, y1, x2, y2] box in that
 image, or None)``. CUHK-SYSU's come from its TestG{N}.mat files (read by ``read_cuhk_sysu``); PRW's
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..data.records import UNLABELED, GalleryList, SearchDataset, SearchQuery
+from .records import UNLABELED, GalleryList, SearchDataset, SearchQuery
 
 
 def cuhk_sysu_galleries(dataset: SearchDataset, gallery_size: int) -> tuple[list[SearchQuery], list[GalleryList]]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .reid_config import ReidEvalConfig, ReidRecipeConfig
+from ...distance import check_metric
+from ..reid_common.config import ReidEvalConfig, ReidRecipeConfig
 
 TEST_DISTANCES = ("global", "local", "global+local")
 
@@ -24,8 +25,11 @@ class AlignedConfig:
     mutual_probability: float = 1.0  # weight of the KL between class probabilities
     mutual_global: float = 1.0  # weight of the squared difference of global distance matrices
     mutual_local: float = 0.0  # same for local distance matrices
+    mutual_metric: str = "l2"  # kernel metric of the global distance matrices compared
+    mutual_normalize: bool = True  # L2-normalise global features first: distances in [0, 2] at any dim/norm
 
     def __post_init__(self) -> None:
+        check_metric(self.mutual_metric, "aligned.mutual_metric")
         if self.mining not in ("global", "local"):
             raise ValueError(f"aligned.mining must be 'global' or 'local', got {self.mining!r}")
         if self.models < 1 or self.stripes < 1:
@@ -41,6 +45,7 @@ class AlignedEvalConfig(ReidEvalConfig):
     distances: tuple[str, ...] = ("global",)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         bad = set(self.distances) - set(TEST_DISTANCES)
         if bad or not self.distances:
             raise ValueError(f"eval.distances must be a non-empty subset of {TEST_DISTANCES}, got {self.distances}")

@@ -12,15 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine import unwrap_model
-from ..evaluation.distance import compute_distance
-from ..evaluation.local_distance import local_distance
-from ..losses.aligned import aligned_triplet_losses
-from ..losses.mutual import mutual_losses
-from ..models.aligned import build_aligned_model
-from .aligned_config import AlignedRecipeConfig
-from .reid_eval import extract_split_features, metrics_from_distances
-from .reid_recipe import ReidRecipe
+from ...distance import distance_matrix, local_distance
+from ...engine import unwrap_model
+from ...losses.aligned import aligned_triplet_losses
+from ...losses.mutual import mutual_losses
+from ...models.aligned import build_aligned_model
+from ..reid_common.evaluate import extract_split_features, metrics_from_distances
+from ..reid_common.recipe import ReidRecipe
+from .config import AlignedRecipeConfig
 
 
 class ModelGroup(nn.ModuleList):
@@ -66,7 +65,10 @@ class AlignedReidRecipe(ReidRecipe):
             out["local"] = F.normalize(out["local"].float(), dim=-1) if a.normalize_local else out["local"].float()
             out["global"] = out["global"].float()
             out["logits"] = out["logits"].float()
-        mutual = mutual_losses(outputs, pids, use_local=a.local and a.mutual_local > 0) if len(outputs) > 1 else None
+        mutual = None
+        if len(outputs) > 1:
+            mutual = mutual_losses(outputs, pids, use_local=a.local and a.mutual_local > 0, metric=a.mutual_metric,
+                                   normalize=a.mutual_normalize)
         total, logs = 0.0, {}
         for i, out in enumerate(outputs):
             trip = aligned_triplet_losses(out["global"], out["local"], pids, margin=loss_cfg.margin,
@@ -100,9 +102,9 @@ class AlignedReidRecipe(ReidRecipe):
         def distance(name: str, x: str, y: str) -> np.ndarray:
             parts = []
             if name == "global":
-                parts.append(compute_distance(glob[x], glob[y], cfg.metric))
+                parts.append(distance_matrix(glob[x], glob[y], cfg.metric))
             if name == "global+local":  # the paper's sum: L2 between normalised globals, in [0, 2]
-                parts.append(np.sqrt(compute_distance(glob[x], glob[y], "cosine").clip(0) * 2))
+                parts.append(distance_matrix(glob[x], glob[y], "l2", normalize=True))
             if name in ("local", "global+local"):
                 parts.append(np.asarray(local_distance(loc[x], loc[y]), np.float32))
             return sum(parts[1:], parts[0])

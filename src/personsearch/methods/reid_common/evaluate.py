@@ -8,18 +8,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.records import ReidDataset
-from ..data.transforms import build_test_transform
-from ..evaluation.distance import compute_distance
-from ..evaluation.reid import evaluate_reid
-from ..evaluation.report import ranked_list_html
-from ..inference.extract import ExtractConfig, extract_from_paths
-from .reid_config import ReidDataConfig, ReidEvalConfig
+from ...data.records import ReidDataset
+from ...data.transforms import build_test_transform
+from ...distance import distance_matrix
+from ...evaluation.reid import evaluate_reid
+from ...evaluation.report import ranked_list_html
+from ...inference.extract import ExtractConfig, extract_from_paths
+from .config import ReidDataConfig, ReidEvalConfig
 
 
 def extract_split_features(model: torch.nn.Module, dataset: ReidDataset, data: ReidDataConfig,
                            cfg: ReidEvalConfig, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Query and gallery embeddings, float32."""
+    """Query and gallery embeddings, float32, computed on the model's own device (never moved)."""
     transform = build_test_transform(data.height, data.width)
     ext = ExtractConfig(batch_size=data.test_batch, precision=cfg.precision, flip=cfg.flip, progress=progress)
     query = extract_from_paths(model, [s.path for s in dataset.query], transform, ext)
@@ -40,15 +40,16 @@ def metrics_from_distances(dist_qg: np.ndarray, dataset: ReidDataset, cfg: ReidE
     scores = evaluate_reid(dist_qg, q_pids, g_pids, q_cams, g_cams, cfg.max_rank).as_dict()
     metrics = {f"{k}{suffix}": v for k, v in scores.items()}
     if cfg.rerank and dist_qq is not None and dist_gg is not None:
-        from ..evaluation.rerank import re_ranking
+        from ...evaluation.rerank import re_ranking
 
         reranked = re_ranking(dist_qg, dist_qq(), dist_gg())
         scores = evaluate_reid(reranked, q_pids, g_pids, q_cams, g_cams, cfg.max_rank).as_dict()
         metrics.update({f"{k}{suffix}_rerank": v for k, v in scores.items()})
     if report_dir is not None and cfg.report_queries > 0:
+        target = Path(report_dir) / cfg.report_file
         picks = np.linspace(0, len(dataset.query) - 1, num=min(cfg.report_queries, len(dataset.query))).astype(int)
         ranked_list_html(dist_qg, [s.path for s in dataset.query], [s.path for s in dataset.gallery],
-                         q_pids, g_pids, q_cams, g_cams, Path(report_dir) / f"ranked_lists{suffix}.html",
+                         q_pids, g_pids, q_cams, g_cams, target.with_name(f"{target.stem}{suffix}{target.suffix}"),
                          queries=picks.tolist())
     return metrics
 
@@ -56,9 +57,9 @@ def metrics_from_distances(dist_qg: np.ndarray, dataset: ReidDataset, cfg: ReidE
 def metrics_from_features(query: np.ndarray, gallery: np.ndarray, dataset: ReidDataset, cfg: ReidEvalConfig,
                           report_dir: Path | None = None) -> dict[str, float]:
     """Metrics of global embeddings under ``cfg.metric`` (see :func:`metrics_from_distances`)."""
-    return metrics_from_distances(compute_distance(query, gallery, cfg.metric), dataset, cfg,
-                                  dist_qq=lambda: compute_distance(query, query, cfg.metric),
-                                  dist_gg=lambda: compute_distance(gallery, gallery, cfg.metric),
+    return metrics_from_distances(distance_matrix(query, gallery, cfg.metric), dataset, cfg,
+                                  dist_qq=lambda: distance_matrix(query, query, cfg.metric),
+                                  dist_gg=lambda: distance_matrix(gallery, gallery, cfg.metric),
                                   report_dir=report_dir)
 
 

@@ -1,0 +1,1 @@
+"""AlignedReID: ``AlignedReidRecipe``, its settings and recipes (alignedreid.yaml, alignedreid_mutual.yaml)."""

@@ -1,0 +1,1 @@
+"""Parts every ReID recipe shares: settings, dataset and PK loader, evaluation on query/gallery splits."""
