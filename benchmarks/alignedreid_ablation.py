@@ -32,9 +32,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--only", default="a,b,c", help="comma-separated variant letters (default a,b,c)")
     args = parser.parse_args()
     rows = []
+    wanted = set(args.only.split(","))
     for name, extra in VARIANTS.items():
+        if name[1] not in wanted:
+            continue
         run = args.out / name.split(")")[0].strip("(")
         cfg = load_recipe_config("alignedreid", [
             f"data.root={args.root}", f"engine.epochs={args.epochs}", f"engine.seed={args.seed}",

@@ -223,3 +223,15 @@ def test_compile_matches_eager_and_pads_last_batch():
     assert compiled.shape == (7, 16) and compiled.dtype == np.float32
     assert _cosines(compiled, flip_eager).min() >= 0.999
     assert np.abs(compiled - eager).max() > 1e-3  # flip was applied on the compiled path too
+
+
+def test_default_extraction_runs_where_the_model_is_and_leaves_it_untouched():
+    """Evaluation during training must not move or convert the training model (device="model")."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten()).train()
+    before = {name: (p.data_ptr(), p.is_contiguous()) for name, p in model.named_parameters()}
+    feats = extract_features(model, [torch.randn(2, 3, 16, 8)], ExtractConfig(progress=False))
+    assert feats.shape == (2, 4)
+    assert {name: (p.data_ptr(), p.is_contiguous()) for name, p in model.named_parameters()} == before
+    assert model.training  # modes restored too
