@@ -32,11 +32,16 @@ def test_every_method_is_a_recipe_with_a_config_and_a_shipped_recipe():
 @pytest.mark.parametrize("name", list(shipped_recipes()))
 def test_shipped_recipe_trains_evaluates_reloads_and_infers(name, tiny_synth, tmp_path):
     out = smoke_recipe(name, tiny_synth, tmp_path / name, device="cpu", amp="none")
-    assert out["ok"] and out["dim"] > 0 and out["metrics"]
-    if out["method"] == "nae":
-        assert "scene_people" in out and {"det_AP", "mAP@10"} <= set(out["metrics"])
+    assert out["ok"] and out["metrics"]
+    metrics = set(out["metrics"])
+    if out["method"] == "detector":  # finds people, embeds nobody
+        assert "dim" not in out and "detected_people" in out and metrics == {"det_AP", "det_recall"}
+    elif out["method"] == "two_step":
+        assert out["dim"] > 0 and "detected_people" in out and {"det_AP", "mAP@10", "top1@10"} <= metrics
+    elif out["method"] in ("nae", "seqnet"):
+        assert out["dim"] > 0 and "scene_people" in out and {"det_AP", "mAP@10", "mAP_cbgm@10"} <= metrics
     else:
-        assert {"mAP", "rank1"} <= set(out["metrics"])
+        assert out["dim"] > 0 and {"mAP", "rank1"} <= metrics
 
 
 def test_smoke_command_runs_bf16_and_reports_failures_per_recipe(tiny_synth, tmp_path, capsys):

@@ -63,15 +63,17 @@ class Auxiliary:
 class InferenceModels:
     """What a trained run becomes at inference.
 
-    ``crop_embedder``: (B, 3, H, W) crops, ImageNet-normalised at ``input_size`` -> (B, D) embeddings.
-    ``scene_model``: for end-to-end person search, the model that takes whole images (a list of
-    (3, H, W) tensors in [0, 1]) and returns boxes, scores and embeddings; None for crop models,
-    which the pipelines put behind a person detector (two-step search).
+    ``crop_embedder``: (B, 3, H, W) crops, ImageNet-normalised at ``input_size`` -> (B, D) embeddings
+    (None for a detector run). ``scene_model``: for end-to-end person search, the model that takes
+    whole images (a list of (3, H, W) tensors in [0, 1]) and returns boxes, scores and embeddings.
+    ``detector``: whole images -> ``[{"boxes", "scores"}]`` (a detector run, or a two-step run's
+    detector); a crop embedder without a detector goes behind the shipped person detector.
     """
 
-    crop_embedder: nn.Module
+    crop_embedder: nn.Module | None
     input_size: tuple[int, int]
     scene_model: nn.Module | None = None
+    detector: nn.Module | None = None
 
 
 class Recipe:
@@ -153,13 +155,14 @@ class Recipe:
 
     @property
     def input_size(self) -> tuple[int, int]:
-        """(height, width) that crops are resized to."""
+        """(height, width) that crops are resized to (``data.height`` / ``data.width``)."""
         data = self.cfg.data
         return int(data.height), int(data.width)
 
     @classmethod
-    def smoke_overrides(cls, synth_root: Path) -> list[str]:
-        """``--set`` overrides that run this recipe on the tiny synthetic benchmark at ``synth_root``."""
+    def smoke_overrides(cls, synth_root: Path, work_dir: Path) -> list[str]:
+        """``--set`` overrides that run this recipe on the tiny synthetic benchmark at ``synth_root``
+        (a recipe that needs another run first, e.g. a detector, makes it under ``work_dir``)."""
         raise NotImplementedError(f"{cls.__name__} must define smoke_overrides()")
 
 

@@ -183,6 +183,9 @@ class _Run:
         summary = {k: v / max(seen, 1) for k, v in totals.items()}
         self.history.append({"epoch": epoch, "step": self.step, "lr": self.lr_used, **summary,
                              "time": round(time.time() - self.start_time, 3)})
+        if ctx.is_main:
+            LOG.info("epoch %d/%d done: loss %.4f, lr %.2e, %.0f s", epoch + 1, cfg.epochs, summary.get("loss", float("nan")),
+                     self.lr_used, time.time() - self.start_time)
         self.epoch += 1
 
     def train_step(self, batch: Any, it: int) -> dict[str, float]:

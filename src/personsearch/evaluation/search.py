@@ -36,6 +36,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .cbgm import cbgm_rescore
 from .checks import as_array
 from .detection import box_iou, to_numpy
 
@@ -254,7 +255,22 @@ def _exact_topk(pairs: range, pair_off: np.ndarray, flat: np.ndarray, positive: 
     return [int(ranked[:k].any()) for k in TOPK]
 
 
-def _evaluate_chunk(qf: np.ndarray, plans: list[_Plan], dets: _Detections, dense_feats) -> tuple[list, list]:
+def _apply_cbgm(qf: np.ndarray, plans: list[_Plan], dets: _Detections, flat: np.ndarray, q_pair: np.ndarray,
+                pair_img: np.ndarray, pair_off: np.ndarray, context: Sequence[np.ndarray], k1: int) -> None:
+    """CBGM on every query of the chunk: its pooled similarities ``flat`` are re-scored in place."""
+    starts = dets.starts
+    for l in range(len(plans)):
+        pairs = slice(int(q_pair[l]), int(q_pair[l + 1]) + 1)
+        offsets = pair_off[pairs]
+        images = pair_img[int(q_pair[l]):int(q_pair[l + 1])]
+        sims = flat[offsets[0]:offsets[-1]]  # a view: written through
+        cbgm_rescore(sims, offsets - offsets[0],
+                     lambda k, imgs=images: dets.feats[starts[imgs[k]]:starts[imgs[k] + 1]],
+                     qf[l], context[l], k1)
+
+
+def _evaluate_chunk(qf: np.ndarray, plans: list[_Plan], dets: _Detections, dense_feats,
+                    context: Sequence[np.ndarray] | None = None, k1: int = 10) -> tuple[list, list]:
     counts = dets.counts
     n_pairs = np.array([len(p.images) for p in plans], dtype=np.int64)
     q_pair = _exclusive_cumsum(n_pairs)  # pairs of query l: q_pair[l]:q_pair[l+1]
@@ -288,6 +304,8 @@ def _evaluate_chunk(qf: np.ndarray, plans: list[_Plan], dets: _Detections, dense
         im_off = _exclusive_cumsum(pair_n[order])
         src = np.repeat(im_off[rank] - pair_off[:-1], pair_n) + np.arange(total)
         flat[:] = image_major[src]
+    if context is not None:
+        _apply_cbgm(qf, plans, dets, flat, q_pair, pair_img, pair_off, context, k1)
     # positives: the best-similarity detection clearing the IoU threshold is the true positive
     n_pos = np.array([len(p.pos_slots) for p in plans], dtype=np.int64)
     q_pos = _exclusive_cumsum(n_pos)
@@ -336,7 +354,8 @@ def _evaluate_chunk(qf: np.ndarray, plans: list[_Plan], dets: _Detections, dense
 
 
 def evaluate_search(query_feats, galleries, detections: Mapping, det_feats: Mapping,
-                    det_thresh: float = 0.5) -> dict[str, float]:
+                    det_thresh: float = 0.5, query_context: Sequence | None = None,
+                    cbgm_k1: int = 10) -> dict[str, float]:
     """mAP and top-1/5/10 (fractions) of person search, SeqNet ``eval_search_cuhk`` semantics exactly.
 
     query_feats: (Q, D) embeddings of the query boxes. galleries: per query a sequence of
@@ -344,6 +363,8 @@ def evaluate_search(query_feats, galleries, detections: Mapping, det_feats: Mapp
     None (see ``personsearch.data.galleries``). detections: image name -> (N, 5) ``[x1, y1, x2, y2, score]``;
     det_feats: image name -> (N, D). An image missing from both has no detections. Similarity is the
     float64 dot product (NAE-style models: pass gallery embeddings multiplied by the detection score).
+    query_context: per query, the embeddings (C, D) of the other people of its image (see
+    ``cbgm.query_context``); given, SeqNet's CBGM re-scores each query's ``cbgm_k1`` best candidates.
 
     Raises ValueError naming the query or image on: shape/dimension/count mismatches, NaN or inf,
     malformed gallery entries or boxes, or a query whose gallery lists no GT box (its AP is undefined;
@@ -386,10 +407,16 @@ def evaluate_search(query_feats, galleries, detections: Mapping, det_feats: Mapp
             dense.append(dets.feats.astype(np.float64, copy=False))
         return dense[0]
 
+    context = None
+    if query_context is not None:
+        if len(query_context) != num_q:
+            raise ValueError(f"query_context has {len(query_context)} entries but query_feats has {num_q} rows")
+        context = [np.asarray(c, np.float64).reshape(-1, dim) for c in query_context]
     aps: list[float] = []
     hits: list[list[int]] = []
     for chunk in _chunks(cand):
-        a, h = _evaluate_chunk(qf[chunk], plans[chunk], dets, dense_feats)
+        ctx = None if context is None else context[chunk]
+        a, h = _evaluate_chunk(qf[chunk], plans[chunk], dets, dense_feats, ctx, cbgm_k1)
         aps += a
         hits += h
     top = np.mean(np.array(hits, dtype=np.float64), axis=0)

@@ -18,6 +18,9 @@ METHODS: dict[str, str] = {
     "baseline": "personsearch.methods.baseline.recipe:BaselineRecipe",
     "alignedreid": "personsearch.methods.alignedreid.recipe:AlignedReidRecipe",
     "nae": "personsearch.methods.nae.recipe:NaeRecipe",
+    "seqnet": "personsearch.methods.seqnet.recipe:SeqNetRecipe",
+    "detector": "personsearch.methods.detector.recipe:DetectorRecipe",
+    "two_step": "personsearch.methods.two_step.recipe:TwoStepRecipe",
 }
 
 METHODS_DIR = Path(__file__).resolve().parent

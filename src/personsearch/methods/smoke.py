@@ -28,10 +28,11 @@ from . import recipe_class, shipped_recipes
 from .runs import build_recipe, load_recipe_config, load_run, save_run_config
 
 
-def smoke_overrides(recipe: str, synth_root: Path, device: str, amp: str) -> list[str]:
+def smoke_overrides(recipe: str, synth_root: Path, work_dir: Path, device: str, amp: str) -> list[str]:
     """The recipe's own tiny-data overrides plus one-step engine settings."""
     method = load_recipe_config(recipe, []).method
-    return [*recipe_class(method).smoke_overrides(Path(synth_root)), f"engine.device={device}", f"engine.amp={amp}",
+    return [*recipe_class(method).smoke_overrides(Path(synth_root), Path(work_dir)), f"engine.device={device}",
+            f"engine.amp={amp}",
             "engine.epochs=1", "engine.max_iters_per_epoch=1", "engine.progress=false", "engine.tensorboard=false",
             "engine.warmup_epochs=0", "engine.channels_last=false"]
 
@@ -40,22 +41,27 @@ def _check_inference(recipe: Any, model: torch.nn.Module, device: torch.device) 
     """Run the run's inference forms once on a random crop batch and, end to end, on a test scene."""
     forms = recipe.inference(model.to(device))
     h, w = forms.input_size
-    crops = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
-    with torch.no_grad():
-        emb = forms.crop_embedder(crops)
-    emb = emb if isinstance(emb, torch.Tensor) else emb[0]
-    if emb.ndim != 2 or emb.shape[0] != 2 or not bool(torch.isfinite(emb).all()):
-        raise AssertionError(f"crop embedder returned {tuple(emb.shape)} / non-finite values")
-    out: dict[str, Any] = {"dim": int(emb.shape[1]), "input_size": [h, w]}
-    if forms.scene_model is not None:
-        scene = next(iter(recipe.dataset.gallery))
+    out: dict[str, Any] = {"input_size": [h, w]}
+    if forms.crop_embedder is not None:
+        crops = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
+        with torch.no_grad():
+            emb = forms.crop_embedder(crops)
+        emb = emb if isinstance(emb, torch.Tensor) else emb[0]
+        if emb.ndim != 2 or emb.shape[0] != 2 or not bool(torch.isfinite(emb).all()):
+            raise AssertionError(f"crop embedder returned {tuple(emb.shape)} / non-finite values")
+        out["dim"] = int(emb.shape[1])
+    for kind, net, keys in (("scene_people", forms.scene_model, {"boxes", "scores", "embeddings"}),
+                            ("detected_people", forms.detector, {"boxes", "scores"})):
+        if net is None:
+            continue
         from .search_common.recipe import image_tensor
 
+        scene = next(iter(recipe.dataset.gallery))
         with torch.no_grad():
-            people = forms.scene_model([image_tensor(scene.path, device)])[0]
-        if set(people) < {"boxes", "scores", "embeddings"}:
-            raise AssertionError(f"scene model returned keys {sorted(people)}")
-        out["scene_people"] = int(len(people["boxes"]))
+            people = net([image_tensor(scene.path, device)])[0]
+        if not keys <= set(people):
+            raise AssertionError(f"{kind}: the model returned keys {sorted(people)}")
+        out[kind] = int(len(people["boxes"]))
     return out
 
 
@@ -64,7 +70,7 @@ def smoke_recipe(recipe: str, synth_root: Path, out_dir: Path, device: str = "au
     evaluate, reload the run from disk (weights must match exactly), build and run its inference
     forms. Returns a JSON-able summary; raises on any failure."""
     start = time.time()
-    cfg = load_recipe_config(recipe, smoke_overrides(recipe, synth_root, device, amp))
+    cfg = load_recipe_config(recipe, smoke_overrides(recipe, synth_root, out_dir.parent, device, amp))
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_config(out_dir, cfg)
     result = train(build_recipe(cfg, out_dir), cfg.engine, out_dir)

@@ -10,7 +10,7 @@ import torch
 
 from .end_to_end import EndToEndSearcher
 from .images import ImageLike
-from .two_step import TwoStepSearcher
+from .two_step import ModelDetector, TwoStepSearcher
 
 PRETRAINED = "pretrained"
 
@@ -54,4 +54,9 @@ def load_searcher(model: str | Path = PRETRAINED, *, score_threshold: float = 0.
     forms = recipe.inference(net)
     if forms.scene_model is not None:
         return EndToEndSearcher(forms.scene_model, det_thresh=score_threshold, dtype=dtype)
-    return TwoStepSearcher(_ssdlite(score_threshold, tile), forms.crop_embedder, crop_size=forms.input_size)
+    if forms.crop_embedder is None:
+        raise ValueError(f"{model}: a detector run finds people but cannot tell them apart; train a two_step "
+                         "recipe with it as detector_run and search with that run")
+    detector = _ssdlite(score_threshold, tile) if forms.detector is None else \
+        ModelDetector(forms.detector, score_threshold)
+    return TwoStepSearcher(detector, forms.crop_embedder, crop_size=forms.input_size)

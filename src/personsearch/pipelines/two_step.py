@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..inference.crops import crop_people
 from .images import ImageLike, check_boxes, load_rgb
 
 Detector = Callable[[np.ndarray], np.ndarray]  # RGB uint8 (H, W, 3) -> (N, 5) x1, y1, x2, y2, score
@@ -28,23 +28,11 @@ class TwoStepSearcher:
         self.embedder = embedder.eval()
         self.crop_size = crop_size
         self.batch_size = batch_size
-        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         with torch.no_grad():
             self.dim = int(self.embedder(torch.zeros(1, 3, *crop_size)).shape[1])
 
     def _crops(self, image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
-        height, width = image.shape[:2]
-        tensor = torch.from_numpy(image).permute(2, 0, 1).float().div_(255)
-        crops = []
-        for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
-            x1, y1 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
-            x2, y2 = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
-            if x2 <= x1 or y2 <= y1:
-                raise ValueError(f"boxes[{i}] has no area inside the {width}x{height} image")
-            crop = tensor[:, y1:y2, x1:x2][None]
-            crops.append(F.interpolate(crop, size=self.crop_size, mode="bilinear", align_corners=False, antialias=True))
-        return (torch.cat(crops) - self.mean) / self.std
+        return crop_people(torch.from_numpy(image).permute(2, 0, 1).float().div_(255), boxes, self.crop_size)
 
     @torch.no_grad()
     def extract_query(self, image: ImageLike, boxes) -> np.ndarray:
@@ -67,3 +55,20 @@ class TwoStepSearcher:
         detections = detections[(x2 - x1 >= 1) & (y2 - y1 >= 1)]  # degenerate boxes have nothing to embed
         return {"boxes": detections[:, :4], "scores": detections[:, 4],
                 "embeddings": self.extract_query(rgb, detections[:, :4])}
+
+
+class ModelDetector:
+    """A torchvision-style detection model (images -> ``[{"boxes", "scores"}]``) as a ``Detector``:
+    RGB uint8 (H, W, 3) in, (N, 5) ``[x1, y1, x2, y2, score]`` out, scores >= ``score_threshold``."""
+
+    def __init__(self, model: torch.nn.Module, score_threshold: float = 0.5) -> None:
+        self.model = model.eval()
+        self.score_threshold = float(score_threshold)
+        self.device = next(iter(model.parameters())).device
+
+    @torch.no_grad()
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1).float().div_(255)
+        out = self.model([image])[0]
+        keep = out["scores"] >= self.score_threshold
+        return torch.cat([out["boxes"][keep], out["scores"][keep, None]], 1).float().cpu().numpy()

@@ -65,7 +65,7 @@ class ReidRecipe(Recipe):
         return evaluate_reid_model(model, self.dataset, self.cfg.data, self.cfg.eval, self.report_dir)
 
     @classmethod
-    def smoke_overrides(cls, synth_root: Path) -> list[str]:
+    def smoke_overrides(cls, synth_root: Path, work_dir: Path) -> list[str]:
         """Tiny Market-format data, small crops, a 4 x 2 PK batch, no data workers."""
         return [f"data.root={Path(synth_root) / 'market1501'}", "data.format=market1501", "data.height=64",
                 "data.width=32", "data.p=4", "data.k=2", "data.workers=0", "data.test_batch=64"]

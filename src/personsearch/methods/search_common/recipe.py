@@ -1,8 +1,10 @@
-"""The person search recipe base: scenes, loader, exact-protocol evaluation, inference forms.
+"""The person search recipe base: scenes, loader, model from settings, losses, exact-protocol
+evaluation (optionally with CBGM), inference forms (frozen BatchNorm folded).
 
-A subclass (NAE, and later SeqNet, DKD, hybrid pre-training) builds the model and its losses; the
-model follows ``personsearch.models.search.PersonSearchModel``'s interface: training
-``model(images, targets) -> losses``, eval ``model(images) -> [{"boxes", "scores", "embeddings"}]``,
+NAE and SeqNet are this recipe with their own default settings (``model.head``, sampling, loss
+weights); DKD and hybrid pre-training extend it. The model follows
+``personsearch.models.search.PersonSearchModel``'s interface: training ``model(images, targets) ->
+losses``, eval ``model(images) -> [{"boxes", "scores", "embeddings"}]``,
 ``model.extract_query(images, boxes)`` and ``model.roi_heads.embedding_head.dim``.
 """
 
@@ -17,24 +19,23 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from ...data.galleries import cuhk_sysu_galleries, prw_galleries
-from ...data.images import read_image
 from ...data.records import UNLABELED, SearchDataset
 from ...data.registry import read_dataset
+from ...data.samplers import PKSampler
+from ...data.scene_crops import SceneRegionDataset, collate_regions, scene_crop_samples
 from ...data.torch_datasets import SceneDataset, collate_scenes
 from ...data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ...engine.distributed import prepare_batch, unwrap_model
 from ...engine.recipe import InferenceModels, Recipe
-from ...evaluation.detection import evaluate_detection
-from ...evaluation.search import evaluate_search
+from ...evaluation.cbgm import query_context
+from ...losses import TripletLoss
+from ...losses.oim import OIMLoss
+from ...models.search import build_person_search_model, fold_frozen_batchnorm
 from ...utils.devices import model_device
 from ...utils.progress import iterate
+from .baselines import imagenet_crop_metrics
 from .config import SearchRecipeConfig
-
-
-def image_tensor(path: Path, device: torch.device) -> torch.Tensor:
-    """(3, H, W) float image in [0, 1] on ``device``."""
-    array = np.asarray(read_image(path), np.uint8).copy()
-    return torch.from_numpy(array).to(device).permute(2, 0, 1).float().div_(255)
+from .evaluate import detection_metrics, image_tensor, search_metrics
 
 
 class CropsAsScenes(nn.Module):
@@ -55,11 +56,50 @@ class CropsAsScenes(nn.Module):
         return torch.cat(self.model.extract_query(list(images), [box] * len(images)))
 
 
+class IdentityBatches:
+    """PK batches of labeled people cut from the training scenes (``data.identity_batch``), drawn one
+    per training step; the sequence restarts at every epoch from (seed, epoch), so a resumed run
+    draws the same batches."""
+
+    def __init__(self, scenes, cfg, sizes: tuple[int, int], workers: int, seed: int, rank: int,
+                 world_size: int) -> None:
+        samples = scene_crop_samples(scenes)
+        self.min_size, self.max_size = sizes
+        self.dataset = SceneRegionDataset(samples, cfg.context, cfg.isa, cfg.flip)
+        self.sampler = PKSampler([s.pid for s in samples], cfg.p, cfg.k, seed=seed, rank=rank, world_size=world_size)
+        self.batch, self.workers = cfg.p * cfg.k, workers
+        self.epoch, self.cycle, self.iterator = 0, 0, None
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.cycle, self.iterator = epoch, 0, None
+
+    def _restart(self) -> None:
+        self.sampler.set_epoch(self.epoch * 10_000 + self.cycle)
+        self.cycle += 1
+        self.iterator = iter(DataLoader(self.dataset, batch_size=self.batch, sampler=self.sampler, drop_last=True,
+                                        num_workers=self.workers, collate_fn=collate_regions))
+
+    def next(self, device: torch.device) -> dict:
+        """The next batch on ``device``: ``images``, ``boxes`` (lists), ``pids``, and ``scales``: the
+        resize the model's transform gives each region's whole scene (torchvision's rule)."""
+        if self.iterator is None:
+            self._restart()
+        try:
+            batch = next(self.iterator)
+        except StopIteration:
+            self._restart()
+            batch = next(self.iterator)
+        batch = prepare_batch(batch, device)
+        batch["scales"] = [min(self.min_size / min(h, w), self.max_size / max(h, w)) for h, w in batch["scene_sizes"]]
+        return batch
+
+
 class PersonSearchRecipe(Recipe):
     """Scenes in CUHK-SYSU/PRW format; evaluation with the exact protocols. Subclasses build the model."""
 
     CONFIG = SearchRecipeConfig
     cfg: SearchRecipeConfig
+    identity_batches: IdentityBatches | None = None
 
     @cached_property
     def dataset(self) -> SearchDataset:
@@ -87,12 +127,50 @@ class PersonSearchRecipe(Recipe):
                 raise ValueError(f"weights lack '{key}': not a person search model")
             setattr(self, attr, int(state_dict[key].shape[0]))
 
+    def build_model(self) -> nn.Module:
+        m, d = self.cfg.model, self.cfg.data
+        oim = OIMLoss(256, self.num_pids, self.num_cq)
+        return build_person_search_model(
+            m.backbone, oim, head=m.head, weights=m.weights, embedding_dim=256, min_size=d.min_size,
+            max_size=d.max_size, roi_output_size=tuple(m.roi_output_size), box_batch_size_per_image=m.box_batch_size,
+            fg_iou_thresh=m.fg_iou, bg_iou_thresh=m.bg_iou, rpn_pre_nms_top_n=tuple(m.rpn_pre_nms),
+            rpn_post_nms_top_n=tuple(m.rpn_post_nms), box_score_thresh=m.score_thresh, box_nms_thresh=m.nms_thresh,
+            detections_per_img=m.detections_per_img, embedding_grad_scale=m.embedding_grad_scale)
+
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        """The embedding head at ``model.embedding_lr_mult`` x the base learning rate, the rest at 1x."""
+        lr, mult = self.cfg.engine.lr, self.cfg.model.embedding_lr_mult
+        head = {id(p) for p in model.roi_heads.embedding_head.parameters()}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in head]
+        embedding = [p for p in model.roi_heads.embedding_head.parameters() if p.requires_grad]
+        return [{"params": rest, "lr": lr}, {"params": embedding, "lr": lr * mult}]
+
+    def training_step(self, model: nn.Module, batch, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        images, targets = batch
+        crops = self.identity_batches.next(self.device) if self.identity_batches else None
+        losses = model(images, [{"boxes": t["boxes"], "pids": t["pids"]} for t in targets], crops=crops)
+        weights = self.cfg.loss
+        if crops is not None:
+            feats = losses.pop("crop_identity")
+            losses["loss_crop_oim"] = unwrap_model(model).roi_heads.oim(feats, crops["pids"])
+            losses["loss_crop_triplet"] = self.triplet(feats, crops["pids"])
+        total = sum(getattr(weights, key.removeprefix("loss_")) * value for key, value in losses.items())
+        return total, {k: float(v.detach()) for k, v in losses.items()}
+
     def build_train_loader(self, rank: int, world_size: int, seed: int) -> DataLoader:
         d = self.cfg.data
         scenes = SceneDataset([s for s in self.dataset.train if len(s.boxes)], flip=d.flip)
         sampler = DistributedSampler(scenes, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        if d.identity_batch.p > 0:
+            self.identity_batches = IdentityBatches(self.dataset.train, d.identity_batch, (d.min_size, d.max_size),
+                                                    d.workers, seed, rank, world_size)
+            self.triplet = TripletLoss(self.cfg.loss.triplet_margin, metric="l2")
         return DataLoader(scenes, batch_size=d.batch_size, sampler=sampler, num_workers=d.workers,
                           collate_fn=collate_scenes, drop_last=True)
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        if self.identity_batches:
+            self.identity_batches.start_epoch(epoch)
 
     @torch.no_grad()
     def gallery_outputs(self, model: nn.Module) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -107,6 +185,17 @@ class PersonSearchRecipe(Recipe):
         return detections, feats
 
     @torch.no_grad()
+    def query_contexts(self, model: nn.Module, queries) -> list[np.ndarray]:
+        """CBGM context of every query: the other people detected in its image (gallery form)."""
+        device, (_, k2) = model_device(model), self.cfg.eval.cbgm_k
+        contexts = []
+        for q in iterate(queries, "query images", unit="image"):
+            out = model([image_tensor(q.image, device)])[0]
+            contexts.append(query_context(out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy(),
+                                          out["embeddings"].float().cpu().numpy(), q.box, self.cfg.eval.det_thresh, k2))
+        return contexts
+
+    @torch.no_grad()
     def query_features(self, model: nn.Module, queries) -> np.ndarray:
         """Embeddings of the queries' ground-truth boxes (the query path of the RoI head)."""
         device = model_device(model)
@@ -116,26 +205,23 @@ class PersonSearchRecipe(Recipe):
         return torch.cat(rows).float().cpu().numpy()
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """Search mAP/top-k per gallery size (CUHK-SYSU) or PRW protocol, plus detection AP/recall."""
-        detections, feats = self.gallery_outputs(model)
-        gt = {s.name: np.asarray(s.boxes, np.float32) for s in self.dataset.gallery}
-        det = evaluate_detection(gt, detections)
-        metrics = {"det_AP": det["AP"], "det_recall": det["recall"]}
-        query_feats = self.query_features(model, self.dataset.queries)  # builders keep the readers' order
-        thresh = self.cfg.eval.det_thresh
-        if self.dataset.gallery_lists:
-            for size in self.cfg.eval.gallery_sizes or tuple(sorted(self.dataset.gallery_lists)):
-                _, galleries = cuhk_sysu_galleries(self.dataset, size)
-                scores = evaluate_search(query_feats, galleries, detections, feats, thresh)
-                metrics.update({f"{k}@{size}": v for k, v in scores.items()})
-        else:
-            _, galleries = prw_galleries(self.dataset, cross_camera=self.cfg.eval.prw_cross_camera)
-            metrics.update(evaluate_search(query_feats, galleries, detections, feats, thresh))
+        """Search mAP/top-k per gallery size (CUHK-SYSU) or PRW protocol, plus detection AP/recall;
+        with ``eval.cbgm`` the same again with CBGM (keys ``..._cbgm``)."""
+        cfg = self.cfg.eval
+        net = fold_frozen_batchnorm(model) if self.cfg.model.fold_bn else model
+        detections, feats = self.gallery_outputs(net)
+        metrics = detection_metrics(self.dataset, detections)
+        query_feats = self.query_features(net, self.dataset.queries)  # builders keep the readers' order
+        contexts = self.query_contexts(net, self.dataset.queries) if cfg.cbgm else None
+        metrics.update(search_metrics(self.dataset, cfg, query_feats, detections, feats, contexts))
+        if cfg.imagenet_baseline:
+            metrics.update(imagenet_crop_metrics(self.dataset, cfg, detections))
         return metrics
 
     def inference(self, model: nn.Module) -> InferenceModels:
-        """Whole images through the model end to end; crops through its query path."""
-        model = model.eval()
+        """Whole images through the model end to end; crops through its query path (frozen BatchNorm
+        folded into the convolutions when ``model.fold_bn``: same outputs, faster)."""
+        model = fold_frozen_batchnorm(model) if self.cfg.model.fold_bn else model.eval()
         return InferenceModels(crop_embedder=CropsAsScenes(model), input_size=self.input_size, scene_model=model)
 
     @property
@@ -145,9 +231,9 @@ class PersonSearchRecipe(Recipe):
         return side, side // 2
 
     @classmethod
-    def smoke_overrides(cls, synth_root: Path) -> list[str]:
+    def smoke_overrides(cls, synth_root: Path, work_dir: Path) -> list[str]:
         """Tiny CUHK-SYSU scenes at their native size, few proposals, one gallery size."""
         return [f"data.root={Path(synth_root) / 'cuhk_sysu'}", "data.format=cuhk-sysu", "data.workers=0",
-                "data.min_size=160", "data.max_size=240", "model.num_cq=64", "model.roi_output_size=6",
+                "data.min_size=160", "data.max_size=240", "model.num_cq=64", "model.roi_output_size=[6,6]",
                 "model.box_batch_size=16", "model.rpn_post_nms=[100,50]", "model.detections_per_img=20",
-                "eval.gallery_sizes=[10]"]
+                "eval.gallery_sizes=[10]", "eval.cbgm=true"]
