@@ -56,9 +56,47 @@ def trained(scenes, tmp_path_factory):
 def test_training_beats_the_untrained_model_by_a_wide_margin(trained):
     _, _, before, after = trained
     assert after["det_AP"] > 0.4 and after["det_AP"] > before["det_AP"] + 0.3, (before, after)
-    # measured: mAP 0.0 -> 0.09, top-10 0.0 -> 0.42 (40 queries, gallery 10)
-    assert after["mAP@10"] > 0.05 and after["mAP@10"] > 4 * before["mAP@10"], (before, after)
-    assert after["top10@10"] > before["top10@10"] + 0.2, (before, after)
+    assert after["mAP@10"] > 0.2 and after["mAP@10"] > 3 * before["mAP@10"], (before, after)
+    assert after["top1@10"] > before["top1@10"] + 0.15, (before, after)
+
+
+def test_trained_features_carry_identity_beyond_imagenet_features_of_the_same_boxes(trained):
+    """An identity-blind model that detects well fails this: ImageNet MobileNetV2 features of the
+    very boxes the trained model detected are the floor its identity features must clear."""
+    _, _, _, after = trained
+    assert after["mAP@10"] > after["mAP@10_imagenet"] + 0.05, after
+    assert after["top1@10"] >= after["top1@10_imagenet"], after
+
+
+def test_trained_run_indexes_scenes_and_answers_a_query_from_the_cli(trained, tmp_path, capsys):
+    run, recipe, _, _ = trained
+    query = recipe.dataset.queries[0]
+    images = tmp_path / "scenes"
+    images.mkdir()
+    items = [(n, b) for n, b in recipe.dataset.gallery_lists[10][0]]
+    paths = {scene.name: scene.path for scene in recipe.dataset.gallery}
+    for name, _ in items:
+        (images / Path(name).name).symlink_to(Path(paths[name]).resolve())
+    idx = tmp_path / "idx"
+    assert cli_main(["-q", "index", "build", "--model", str(run), "--index", str(idx), "--images", str(images)]) == 0
+    assert "indexed 10 images" in capsys.readouterr().out
+    box = ",".join(f"{v:.1f}" for v in query.box)
+    assert cli_main(["query", "--index", str(idx), "--image", str(query.image), "--box", box,
+                     "--top-k", "5", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert 1 <= len(hits) <= 5 and hits == sorted(hits, key=lambda h: -h["similarity"])
+    assert all(Path(h["image"]).name in {Path(n).name for n, _ in items} for h in hits)
+
+    from fastapi.testclient import TestClient
+
+    from personsearch.serve.app import create_app
+
+    client = TestClient(create_app(idx))  # the REST API builds the run's model from the index alone
+    with open(query.image, "rb") as image:
+        response = client.post("/api/query", files={"image": image}, data={"box": box, "top_k": "5"})
+    assert response.status_code == 200, response.text
+    api_hits = response.json()["hits"]
+    assert [h["similarity"] for h in api_hits] == pytest.approx([h["similarity"] for h in hits], abs=1e-4)
 
 
 def test_cli_eval_prints_a_table_per_gallery_size_and_writes_json(trained, capsys):

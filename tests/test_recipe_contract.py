@@ -38,7 +38,7 @@ def test_shipped_recipe_trains_evaluates_reloads_and_infers(name, tiny_synth, tm
         assert "dim" not in out and "detected_people" in out and metrics == {"det_AP", "det_recall"}
     elif out["method"] == "two_step":
         assert out["dim"] > 0 and "detected_people" in out and {"det_AP", "mAP@10", "top1@10"} <= metrics
-    elif out["method"] in ("nae", "seqnet"):
+    elif out["method"] in ("nae", "seqnet", "dkd"):
         assert out["dim"] > 0 and "scene_people" in out and {"det_AP", "mAP@10", "mAP_cbgm@10"} <= metrics
     else:
         assert out["dim"] > 0 and {"mAP", "rank1"} <= metrics

@@ -49,3 +49,32 @@ def test_isa_dataset_is_reproducible_under_the_torch_seed(tiny_synth):
     assert torch.equal(a, b) and not torch.equal(a, c)
     with pytest.raises(ValueError, match="isa.enlarge"):
         IsaConfig(enlarge=0.9)
+
+
+def test_identity_regions_hold_the_person_and_its_jittered_box(tiny_synth):
+    """The region's ground-truth box shows exactly the scene's box (mirrored when flipped), and the
+    jittered box (DKD's FSA) lies inside the region, near the person."""
+    from personsearch.data.images import read_image
+    from personsearch.data.scene_crops import SceneRegionDataset, collate_regions
+
+    data = read_cuhk_sysu(tiny_synth / "cuhk_sysu")
+    samples = scene_crop_samples(data.train)
+    sample = samples[2]
+    scene = torch.from_numpy(np.asarray(read_image(sample.path), np.float32) / 255).permute(2, 0, 1)
+    x1, y1, x2, y2 = (int(round(v)) for v in sample.box)
+    for flip in (0.0, 1.0):
+        region, box, truth, pid, size = SceneRegionDataset(samples, 1.3, IsaConfig(1.3, 0.7), flip)[2]
+        assert pid == sample.pid and size == tuple(scene.shape[-2:])
+        a1, b1, a2, b2 = (int(round(float(v))) for v in truth)
+        person = region[:, b1:b2, a1:a2]
+        expected = scene[:, y1:y2, x1:x2]
+        if flip:
+            expected = expected.flip(-1)
+        assert person.shape == expected.shape and torch.allclose(person, expected, atol=1 / 255 + 1e-6)
+        assert 0 <= box[0] < box[2] <= region.shape[-1] and 0 <= box[1] < box[3] <= region.shape[-2]
+        inter = (torch.minimum(box[2:], truth[2:]) - torch.maximum(box[:2], truth[:2])).clamp_min(0).prod()
+        union = (box[2:] - box[:2]).prod() + (truth[2:] - truth[:2]).prod() - inter
+        assert inter / union > 0.4
+    batch = collate_regions([SceneRegionDataset(samples)[i] for i in range(3)])
+    assert batch["pids"].tolist() == [s.pid for s in samples[:3]]
+    assert all(torch.equal(b, t) for b, t in zip(batch["boxes"], batch["gt_boxes"]))  # no ISA: no jitter

@@ -43,9 +43,9 @@ def scene_crop_samples(scenes: Sequence[SceneAnnotation], labeled_only: bool = T
 
 @dataclass(frozen=True)
 class IsaConfig:
-    """DKD's image-level spatial-invariant augmentation: enlarge each box by up to ``enlarge`` (1.2 =
-    20% more width and height), then crop a random sub-box covering ``min_side``..1 of each side of
-    the enlarged box. ``enlarge: 1.0`` turns it off."""
+    """DKD's image-level spatial-invariant augmentation: enlarge each box by ``enlarge`` (1.2 = 20%
+    more width and height, about its centre), then crop a random sub-box covering ``min_side``..1 of
+    each side of the enlarged box. ``enlarge: 1.0`` turns it off."""
 
     enlarge: float = 1.0
     min_side: float = 0.8
@@ -98,11 +98,13 @@ class SceneCropDataset(Dataset):
 
 class SceneRegionDataset(Dataset):
     """A labeled person with some surroundings, at the scene's own scale, for end-to-end identity
-    batches: ``(region (3, h, w) in [0, 1], the person's box in region pixels, pid, scene (height, width))``.
+    batches: ``(region (3, h, w) in [0, 1], box, ground-truth box (both in region pixels), pid,
+    scene (height, width))``.
 
-    The region is the box enlarged by ``context`` (1.3 = 30% more width and height, clipped to the
-    scene); the box itself is jittered by ISA when ``isa`` is on (as a proposal would be), and the
-    region is mirrored with probability ``flip``. Randomness comes from torch's (engine-seeded) RNG.
+    The region is the ground-truth box enlarged by ``context`` (1.3 = 30% more width and height,
+    clipped to the scene), grown to hold ``box``: the ground-truth box jittered by ``isa`` when it is
+    on (as a proposal would be; DKD's feature-level augmentation), else the box itself. The region
+    is mirrored with probability ``flip``. Randomness comes from torch's (engine-seeded) RNG.
     """
 
     def __init__(self, samples: Sequence[SceneCrop], context: float = 1.3, isa: IsaConfig | None = None,
@@ -115,28 +117,35 @@ class SceneRegionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int, tuple[int, int]]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, tuple[int, int]]:
         sample = self.samples[index]
         scene = read_image(sample.path)
-        box = np.asarray(sample.box, np.float64)
+        truth = np.asarray(sample.box, np.float64)
+        box = truth
         if self.isa is not None:
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
-            box = jitter_box(box, self.isa, rng, scene.width, scene.height)
-        w, h = (box[2] - box[0]) * self.context, (box[3] - box[1]) * self.context
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        left, top = int(max(0, np.floor(cx - w / 2))), int(max(0, np.floor(cy - h / 2)))
-        right, bottom = int(min(scene.width, np.ceil(cx + w / 2))), int(min(scene.height, np.ceil(cy + h / 2)))
+            box = jitter_box(truth, self.isa, rng, scene.width, scene.height)
+        w, h = (truth[2] - truth[0]) * self.context, (truth[3] - truth[1]) * self.context
+        cx, cy = (truth[0] + truth[2]) / 2, (truth[1] + truth[3]) / 2
+        left = int(max(0, np.floor(min(cx - w / 2, box[0]))))
+        top = int(max(0, np.floor(min(cy - h / 2, box[1]))))
+        right = int(min(scene.width, np.ceil(max(cx + w / 2, box[2]))))
+        bottom = int(min(scene.height, np.ceil(max(cy + h / 2, box[3]))))
         region = torch.from_numpy(np.asarray(scene.crop((left, top, right, bottom)), np.uint8).copy())
         region = region.permute(2, 0, 1).float().div_(255)
-        inner = torch.tensor([box[0] - left, box[1] - top, box[2] - left, box[3] - top], dtype=torch.float32)
+        shift = np.array([left, top, left, top], np.float64)
+        inner = torch.tensor(np.stack([box - shift, truth - shift]), dtype=torch.float32)  # (2, 4)
         if self.flip and torch.rand(()) < self.flip:
             region = region.flip(-1)
-            inner = torch.stack([region.shape[-1] - inner[2], inner[1], region.shape[-1] - inner[0], inner[3]])
-        return region, inner.clamp_min(0), sample.pid, (scene.height, scene.width)
+            inner = torch.stack([region.shape[-1] - inner[:, 2], inner[:, 1], region.shape[-1] - inner[:, 0],
+                                 inner[:, 3]], 1)
+        inner = inner.clamp_min(0)
+        return region, inner[0], inner[1], sample.pid, (scene.height, scene.width)
 
 
 def collate_regions(batch: list) -> dict[str, list]:
-    """Lists of regions, boxes and scene sizes (regions differ in size) and a pid tensor."""
-    regions, boxes, pids, sizes = zip(*batch)
-    return {"images": list(regions), "boxes": list(boxes), "pids": torch.as_tensor(pids, dtype=torch.long),
-            "scene_sizes": list(sizes)}
+    """Lists of regions, (jittered) boxes, ground-truth boxes and scene sizes (regions differ in
+    size) and a pid tensor."""
+    regions, boxes, truths, pids, sizes = zip(*batch)
+    return {"images": list(regions), "boxes": list(boxes), "gt_boxes": list(truths),
+            "pids": torch.as_tensor(pids, dtype=torch.long), "scene_sizes": list(sizes)}

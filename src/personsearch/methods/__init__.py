@@ -21,6 +21,7 @@ METHODS: dict[str, str] = {
     "seqnet": "personsearch.methods.seqnet.recipe:SeqNetRecipe",
     "detector": "personsearch.methods.detector.recipe:DetectorRecipe",
     "two_step": "personsearch.methods.two_step.recipe:TwoStepRecipe",
+    "dkd": "personsearch.methods.dkd.recipe:DkdRecipe",
 }
 
 METHODS_DIR = Path(__file__).resolve().parent

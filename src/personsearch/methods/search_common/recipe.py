@@ -151,11 +151,15 @@ class PersonSearchRecipe(Recipe):
         losses = model(images, [{"boxes": t["boxes"], "pids": t["pids"]} for t in targets], crops=crops)
         weights = self.cfg.loss
         if crops is not None:
-            feats = losses.pop("crop_identity")
-            losses["loss_crop_oim"] = unwrap_model(model).roi_heads.oim(feats, crops["pids"])
-            losses["loss_crop_triplet"] = self.triplet(feats, crops["pids"])
+            losses.update(self.crop_losses(model, losses.pop("crop_identity"), crops))
         total = sum(getattr(weights, key.removeprefix("loss_")) * value for key, value in losses.items())
         return total, {k: float(v.detach()) for k, v in losses.items()}
+
+    def crop_losses(self, model: nn.Module, feats: torch.Tensor, crops: dict) -> dict[str, torch.Tensor]:
+        """Losses on the identity batch's unit features (N, D): OIM (which then updates its memory)
+        and batch-hard triplet. Keys ``loss_<name>`` are weighted by ``loss.<name>``."""
+        return {"loss_crop_oim": unwrap_model(model).roi_heads.oim(feats, crops["pids"]),
+                "loss_crop_triplet": self.triplet(feats, crops["pids"])}
 
     def build_train_loader(self, rank: int, world_size: int, seed: int) -> DataLoader:
         d = self.cfg.data
