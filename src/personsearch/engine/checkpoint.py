@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -27,6 +28,10 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports a failed write (disk full) as a RuntimeError
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(getattr(err, "errno", None) or errno.EIO,
+                      f"{path}: cannot save the checkpoint ({err}); earlier checkpoints are kept") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

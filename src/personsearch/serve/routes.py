@@ -23,7 +23,8 @@ def _errors(*codes: int) -> dict:
     text = {404: "unknown person id", 409: "another process is writing the index",
             413: "upload over the size or pixel limit", 415: "not an image",
             422: "invalid field (the message names it), or no person found in the query image",
-            503: "the server is busy decoding other images: try again shortly"}
+            503: "the server is busy decoding other images: try again shortly",
+            507: "the index could not be written (disk full?)"}
     return {code: {"model": ErrorOut, "description": text[code]} for code in codes}
 
 
@@ -102,7 +103,7 @@ def stats(request: Request) -> dict:
     return _service(request).stats()
 
 
-@router.post("/images", tags=["index"], response_model=AddOut, responses=_errors(409, 413, 415, 422, 503),
+@router.post("/images", tags=["index"], response_model=AddOut, responses=_errors(409, 413, 415, 422, 503, 507),
              summary="Add images to the index")
 def add_images(request: Request, images: Annotated[list[UploadFile], File(description="one or more images")],
                camera: Annotated[Optional[str], Form(description="camera name stored with the people found")] = None

@@ -179,10 +179,13 @@ class SearchService:
         try:
             with self.budget.reserve(max((u.pixels for u in uploads), default=0), "images"):
                 report = self.index.add_images(self.searcher, paths, camera=camera, progress=False)
-        except ValueError as err:  # e.g. another process is writing the index
+        except (ValueError, OSError) as err:  # another process is writing the index; a full disk
             for path, created in stored:
                 if created:
                     path.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise ApiError(507, "the index could not be written: "
+                                    f"{scrub(str(err), [self.index.path, self.upload_dir])}") from None
             raise ApiError(409, f"the images could not be added: {scrub(str(err), [self.index.path])}") from None
         finally:
             with self._adding_lock:
