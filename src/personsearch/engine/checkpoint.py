@@ -47,6 +47,21 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def completed_epochs(ckpt_dir: str | Path) -> int:
+    """Epochs done by the newest ``epoch_XXXX.pt`` in ``ckpt_dir`` (from its name; 0 if none)."""
+    found = list_checkpoints(ckpt_dir)
+    return int(_EPOCH_FILE.match(found[-1].name).group(1)) if found else 0
+
+
+def check_resumable(ckpt_dir: str | Path, epochs: int) -> None:
+    """ValueError if the run in ``ckpt_dir`` has already trained more than ``epochs`` epochs: resuming
+    would keep the later weights under a config that says fewer."""
+    done = completed_epochs(ckpt_dir)
+    if done > epochs:
+        raise ValueError(f"{ckpt_dir} holds a checkpoint after {done} epochs, more than engine.epochs = {epochs}: "
+                         f"resume with engine.epochs >= {done}, or train into a new run folder")
+
+
 def save_checkpoint(ckpt_dir: str | Path, epoch: int, state: dict[str, Any], keep: int = 2) -> Path:
     """Write ``state`` to ``ckpt_dir/epoch_{epoch:04d}.pt`` atomically, point ``last.json`` at it,
     and delete all but the newest ``keep`` epoch files (``keep`` 0 keeps all)."""
