@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "larger images get a 413 before they are decoded")
     parser.add_argument("--pixel-budget-mp", type=float, default=33.6, metavar="MP",
                         help="megapixels the server decodes at once over all requests (default 33.6: two "
-                             "4096x4096 images); requests wait for their share, then get a 503. Server memory "
-                             "grows by about 45 bytes per megapixel-budget pixel with the pretrained model")
+                             "4096x4096 images); requests wait for their share, then get a 503. With the pretrained "
+                             "model image work needs about 42 bytes per pixel of this budget")
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                         help="also serve requests whose Host header is NAME (repeatable; default: localhost, "
                              "127.0.0.1, ::1 and the --host address; '*' serves any name)")
