@@ -54,7 +54,6 @@ def test_a_vector_file_damaged_inside_is_detected_and_rebuilt(tmp_path, kind):
     n = len(index)
     stored = vectors.reconstruct_range(index._vectors, 0, n)
     index.close()
-    damaged = vectors.build(kind, DIM, stored)
     zeroed = stored.copy()
     zeroed[2:5] = 0  # rows in the middle zeroed; the last row intact, the file still parses
     damaged = vectors.build(kind, DIM, zeroed)
