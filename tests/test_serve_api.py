@@ -41,12 +41,13 @@ def _gallery(folder: Path) -> Path:
 def client(tmp_path_factory) -> TestClient:
     """A read-mostly app over a 5-person gallery (tests that add images use ``fresh``)."""
     index = _gallery(tmp_path_factory.mktemp("serve"))
-    return TestClient(create_app(index, searcher=FakeSearcher(), max_upload_bytes=LIMIT))
+    return TestClient(create_app(index, searcher=FakeSearcher(), max_upload_bytes=LIMIT), base_url="http://localhost")
 
 
 @pytest.fixture()
 def fresh(tmp_path) -> TestClient:
-    return TestClient(create_app(_gallery(tmp_path), searcher=FakeSearcher(delay=0.02), max_upload_bytes=LIMIT))
+    return TestClient(create_app(_gallery(tmp_path), searcher=FakeSearcher(delay=0.02), max_upload_bytes=LIMIT),
+                      base_url="http://localhost")
 
 
 def _png(colours=COLOURS[1], **kwargs) -> tuple[str, bytes, str]:
@@ -293,14 +294,14 @@ def test_queries_keep_working_while_images_are_added(fresh):
 
 
 def test_exif_rotated_uploads_are_decoded_as_browsers_show_them():
-    from personsearch.serve.uploads import decode_image
+    from personsearch.serve.uploads import decode_image, probe_image
 
     image = Image.fromarray(scene(*COLOURS[0], size=(160, 120)))
     exif = image.getexif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", exif=exif)
-    upload = decode_image(buffer.getvalue(), "image/jpeg", "phone.jpg")
+    upload = decode_image(probe_image(buffer.getvalue(), "image/jpeg", "phone.jpg"))
     assert upload.rgb.shape == (160, 120, 3)
     assert upload.suffix == ".png"  # stored upright, as the gallery readers see it
     assert Image.open(io.BytesIO(upload.data)).size == (120, 160)

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose, args.quiet)
     try:
         return int(args._module.run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError) as err:  # bad input, missing files, a full disk: named, no traceback
         print(f"personsearch {args.verb}: error: {err}", file=sys.stderr)
         return 2
 

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if len(index) == 0:
         raise EmptyIndexError(f"index {args.index} is empty: add images or a video first")
     rgb = load_rgb(args.image).copy()  # writable: torch warns about read-only arrays
-    person = query_person(index.load_searcher(), rgb, box)
+    person = query_person(index.load_searcher(), rgb, box, name=str(args.image))
     hits = index.search(person.embedding, top_k=args.top_k, rerank=args.rerank)
     score = "" if person.det_score is None else f" (detection score {person.det_score:.2f})"
     note = f"{person.how}{score}"

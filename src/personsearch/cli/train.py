@@ -25,6 +25,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_recipe_config(args.recipe, args.overrides)
     out = args.out or Path("runs") / Path(args.recipe).stem
+    if args.resume:  # before config.yaml is rewritten: it must keep describing the weights in the folder
+        from ..engine.checkpoint import check_resumable
+
+        check_resumable(out / "checkpoints", cfg.engine.epochs)
     out.mkdir(parents=True, exist_ok=True)
     save_run_config(out, cfg)
     result = train(build_recipe(cfg, out), cfg.engine, out, resume=args.resume)

@@ -43,16 +43,32 @@ def _field(obj: Any, key: str, path: Path, where: str) -> Any:
     return obj[key]
 
 
-def _person_ids(data: dict[str, Any], path: Path) -> set[int]:
+def _id(obj: Any, key: str, path: Path, where: str) -> int | str:
+    """An id field: an integer or a string (some exporters), never a float, bool, list or object."""
+    value = _field(obj, key, path, where)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DatasetError(path, f"an id must be an integer or a string, got {json.dumps(value)[:60]} "
+                                 f"({type(value).__name__})", field=f"{where}.{key}")
+    return value
+
+
+def _text(obj: Any, key: str, path: Path, where: str) -> str:
+    value = _field(obj, key, path, where)
+    if not isinstance(value, str):
+        raise DatasetError(path, f"must be a string, got {json.dumps(value)[:60]}", field=f"{where}.{key}")
+    return value
+
+
+def _person_ids(data: dict[str, Any], path: Path) -> set[int | str]:
     cats = data.get("categories")
     if not cats:
         return {COCO_PERSON_ID}
     if not isinstance(cats, list):
         raise DatasetError(path, "must be a list", field="categories")
     ids = {
-        int(_field(c, "id", path, f"categories[{i}]"))
+        _id(c, "id", path, f"categories[{i}]")
         for i, c in enumerate(cats)
-        if str(_field(c, "name", path, f"categories[{i}]")).strip().lower() == "person"
+        if _text(c, "name", path, f"categories[{i}]").strip().lower() == "person"
     }
     if not ids:
         raise DatasetError(path, "no category named 'person'", field="categories")
@@ -61,11 +77,11 @@ def _person_ids(data: dict[str, Any], path: Path) -> set[int]:
 
 def _box(ann: dict[str, Any], path: Path, where: str) -> list[float] | None:
     bbox = _field(ann, "bbox", path, where)
-    try:
-        x, y, w, h = (float(v) for v in bbox)
-    except (TypeError, ValueError):
-        raise DatasetError(path, f"expected [x, y, w, h] numbers, got {bbox!r}",
-                           field=f"{where}.bbox") from None
+    if not (isinstance(bbox, list) and len(bbox) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+        raise DatasetError(path, f"expected [x, y, w, h] numbers, got {json.dumps(bbox)[:80]}",
+                           field=f"{where}.bbox")
+    x, y, w, h = (float(v) for v in bbox)
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         raise DatasetError(path, f"non-finite value in {bbox!r}", field=f"{where}.bbox")
     if w <= 0 or h <= 0:
@@ -83,6 +99,8 @@ def read_coco_persons(
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DatasetError(path, f"invalid JSON: {err}") from err
+    except RecursionError:
+        raise DatasetError(path, "invalid JSON: nested too deeply to be a COCO annotation file") from None
     if not isinstance(data, dict):
         raise DatasetError(path, "top level must be an object with images/annotations")
     images = _field(data, "images", path, "")
@@ -96,25 +114,25 @@ def read_coco_persons(
 
     file_names: dict[int, str] = {}
     for i, img in enumerate(images):
-        img_id = _field(img, "id", path, f"images[{i}]")
+        img_id = _id(img, "id", path, f"images[{i}]")
         if img_id in file_names:
             raise DatasetError(path, f"duplicate image id {img_id!r}", field=f"images[{i}].id")
-        file_names[img_id] = str(_field(img, "file_name", path, f"images[{i}]"))
+        file_names[img_id] = _text(img, "file_name", path, f"images[{i}]")
 
     boxes: dict[int, list[list[float]]] = {k: [] for k in file_names}
     crowd: dict[int, list[bool]] = {k: [] for k in file_names}
     for i, ann in enumerate(anns):
         where = f"annotations[{i}]"
-        if _field(ann, "category_id", path, where) not in person_ids:
+        if _id(ann, "category_id", path, where) not in person_ids:
             continue
-        img_id = _field(ann, "image_id", path, where)
+        img_id = _id(ann, "image_id", path, where)
         if img_id not in file_names:
             raise DatasetError(path, f"unknown image id {img_id!r}", field=f"{where}.image_id")
         box = _box(ann, path, where)
         if box is None:
             continue
         boxes[img_id].append(box)
-        crowd[img_id].append(bool(ann.get("iscrowd", 0)))
+        crowd[img_id].append(_crowd(ann, path, where))
 
     scenes = []
     for img_id in sorted(file_names, key=_sort_key):
@@ -129,6 +147,13 @@ def read_coco_persons(
             )
         )
     return DetectionDataset(name=path.stem, root=root, images=scenes)
+
+
+def _crowd(ann: dict[str, Any], path: Path, where: str) -> bool:
+    value = ann.get("iscrowd", 0)
+    if value not in (0, 1) or isinstance(value, float):
+        raise DatasetError(path, f"must be 0 or 1, got {json.dumps(value)[:40]}", field=f"{where}.iscrowd")
+    return bool(value)
 
 
 def _sort_key(img_id: Any) -> tuple[int, Any]:

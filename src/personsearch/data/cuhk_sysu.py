@@ -26,6 +26,7 @@ from .records import UNLABELED, GalleryList, SceneAnnotation, SearchDataset, Sea
 
 PROTOCOL_DIR = Path("annotation") / "test" / "train_test"
 _TESTG_NAME = re.compile(r"^TestG(\d+)\.mat$")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _IDNAME = re.compile(r"^\s*p?(\d+)\s*$", re.IGNORECASE)
 
 
@@ -36,6 +37,8 @@ class _Image:
     xywh: np.ndarray  # (n, 4) float64
     hard: np.ndarray  # (n,) bool
     pids: np.ndarray  # (n,) int64
+    dropped: list[tuple[np.ndarray, str]]  # boxes with w or h <= 0 and their Images.mat field
+    source: Path  # Images.mat, for errors about its boxes
 
 
 @dataclass
@@ -53,6 +56,12 @@ def _xywh(value: Any, path: Path, field: str, allow_empty: bool = False) -> np.n
         return None
     if nums.size != 4:
         raise DatasetError(path, f"expected 4 numbers [x, y, w, h], got {nums.size}", field)
+    corners = nums[:2] + nums[2:]
+    if not (np.isfinite(nums).all() and np.abs(np.concatenate([nums, corners])).max() <= _FLOAT32_MAX):
+        raise DatasetError(path, f"box {nums.tolist()} is not finite (as 32-bit floats)", field)
+    x1, y1, x2, y2 = np.float32([*nums[:2], *corners])
+    if nums[2] > 0 and nums[3] > 0 and not (x2 > x1 and y2 > y1):
+        raise DatasetError(path, f"box {nums.tolist()} has no area at 32-bit float precision", field)
     return nums
 
 
@@ -91,13 +100,19 @@ def _read_images(path: Path) -> dict[str, _Image]:
                                f"{where}.box[{j}].idlocate") for j, b in enumerate(boxes)]).reshape(-1, 4)
         hard = np.array([_flag(b, path, f"{where}.box[{j}].ishard") for j, b in enumerate(boxes)], dtype=bool)
         keep = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
-        images[name] = _Image(xywh[keep], hard[keep], np.full(int(keep.sum()), UNLABELED, dtype=np.int64))
+        dropped = [(xywh[j], f"{where}.box[{j}].idlocate") for j in np.flatnonzero(~keep)]
+        images[name] = _Image(xywh[keep], hard[keep], np.full(int(keep.sum()), UNLABELED, dtype=np.int64),
+                              dropped, path)
     return images
 
 
 def _assign(image: _Image, box: np.ndarray, pid: int, path: Path, field: str, name: str) -> None:
     """Give ``pid`` to the box of ``image`` equal to ``box`` (first free match)."""
     matches = np.flatnonzero((image.xywh == box).all(axis=1))
+    for dropped, where in image.dropped if matches.size == 0 else ():
+        if np.array_equal(dropped[:2], box[:2]):  # the fault is in Images.mat, not in the file labelling it
+            raise DatasetError(image.source, f"box {dropped.tolist()} of '{name}' has w or h <= 0, but {path.name} "
+                                             f"{field} gives an identity to a box there: {box.tolist()}", where)
     if matches.size == 0:
         raise DatasetError(path, f"box {box.tolist()} is not a valid box of '{name}' in Images.mat", field)
     for m in matches:

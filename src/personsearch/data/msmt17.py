@@ -57,7 +57,10 @@ def read_msmt17_list(list_path: Path, image_dir: Path) -> list[ReidSample]:
     """Parse one list file into samples with the list's own pids (no relabelling)."""
     require_file(list_path, "list file")
     samples: list[ReidSample] = []
-    text = list_path.read_text(encoding="utf-8")
+    try:
+        text = list_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DatasetError(list_path, f"not UTF-8 text ({err})") from None
     for line_no, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:

@@ -23,6 +23,7 @@ from .records import UNLABELED, SceneAnnotation, SearchDataset, SearchQuery
 
 BOX_KEYS = ("box_new", "anno_file", "anno_previous")
 UNKNOWN_ID = -2
+MAX_ID = 2**31 - 1  # ids are stored as int64; larger floats would not convert exactly
 _CAMERA = re.compile(r"c(\d)")
 
 
@@ -73,13 +74,14 @@ def _read_frame(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarr
         raise DatasetError(path, f"expected numbers, got dtype {arr.dtype}", key)
     arr = arr.astype(np.float64)
     ids = arr[:, 0]
-    if not np.all(np.isfinite(arr)) or np.any(ids != np.round(ids)) or np.any((ids < 1) & (ids != UNKNOWN_ID)):
-        raise DatasetError(path, "ids must be integers >= 1 or -2 and coordinates finite", key)
+    if (not np.all(np.isfinite(arr)) or np.any(ids != np.round(ids)) or np.any((ids < 1) & (ids != UNKNOWN_ID))
+            or np.any(ids > MAX_ID)):
+        raise DatasetError(path, f"ids must be integers in 1..{MAX_ID} or -2 and coordinates finite", key)
     boxes = arr[:, 1:].copy()
     boxes[:, 2:] += boxes[:, :2]
-    boxes = _clip(boxes, size)
+    boxes = _clip(boxes, size).astype(np.float32)  # area checked at the precision returned
     keep = (arr[:, 3] > 0) & (arr[:, 4] > 0) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    return boxes[keep].astype(np.float32), ids[keep].astype(np.int64)
+    return boxes[keep], ids[keep].astype(np.int64)
 
 
 def _read_queries(path: Path, image_dir: Path, sizes: dict[str, tuple[int, int]]) -> list[SearchQuery]:
@@ -107,10 +109,10 @@ def _read_queries(path: Path, image_dir: Path, sizes: dict[str, tuple[int, int]]
         name = tokens[5] if tokens[5].endswith(".jpg") else tokens[5] + ".jpg"
         if name not in sizes:
             raise DatasetError(path, f"frame '{name}' is not a test frame of frame_test.mat", field)
-        box = _clip(np.array([x, y, x + w, y + h]), sizes[name])[0]
+        box = _clip(np.array([x, y, x + w, y + h]), sizes[name])[0].astype(np.float32)
         if box[2] <= box[0] or box[3] <= box[1]:
             raise DatasetError(path, f"query box {[x, y, w, h]} lies outside the frame", field)
-        queries.append(SearchQuery(image_dir / name, box.astype(np.float32), pid, camera_of(name, path, field)))
+        queries.append(SearchQuery(image_dir / name, box, pid, camera_of(name, path, field)))
     return queries
 
 

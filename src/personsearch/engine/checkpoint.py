@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -27,6 +28,10 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports a failed write (disk full) as a RuntimeError
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(getattr(err, "errno", None) or errno.EIO,
+                      f"{path}: cannot save the checkpoint ({err}); earlier checkpoints are kept") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -40,6 +45,21 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _EPOCH_FILE.match(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def completed_epochs(ckpt_dir: str | Path) -> int:
+    """Epochs done by the newest ``epoch_XXXX.pt`` in ``ckpt_dir`` (from its name; 0 if none)."""
+    found = list_checkpoints(ckpt_dir)
+    return int(_EPOCH_FILE.match(found[-1].name).group(1)) if found else 0
+
+
+def check_resumable(ckpt_dir: str | Path, epochs: int) -> None:
+    """ValueError if the run in ``ckpt_dir`` has already trained more than ``epochs`` epochs: resuming
+    would keep the later weights under a config that says fewer."""
+    done = completed_epochs(ckpt_dir)
+    if done > epochs:
+        raise ValueError(f"{ckpt_dir} holds a checkpoint after {done} epochs, more than engine.epochs = {epochs}: "
+                         f"resume with engine.epochs >= {done}, or train into a new run folder")
 
 
 def save_checkpoint(ckpt_dir: str | Path, epoch: int, state: dict[str, Any], keep: int = 2) -> Path:

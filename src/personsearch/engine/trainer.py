@@ -97,6 +97,10 @@ class _Run:
                 LOG.info("resume requested but no checkpoint in %s; starting fresh", self.ckpt_dir)
             return
         state = found[1] if found else torch.load(path, map_location="cpu", weights_only=False)
+        if int(state["epoch"]) > self.cfg.epochs:
+            raise ValueError(f"{path} holds the state after {int(state['epoch'])} epochs, more than engine.epochs = "
+                             f"{self.cfg.epochs}: resume with engine.epochs >= {int(state['epoch'])}, or train "
+                             "into a new run folder")
         load_model_state(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -41,11 +41,25 @@ def image_frames(paths: Iterable[str | Path]) -> Iterator[Frame]:
         yield Frame(key, "image", 0, None, rgb)
 
 
+def _is_still_image(path: str | Path) -> str | None:
+    """The image format of ``path`` if it is a still image (OpenCV would open it as a 1-frame video)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.format or "image"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return None
+
+
 def _open(path: str | Path):
     import cv2
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such video file")
+    still = _is_still_image(path)
+    if still is not None:
+        raise ValueError(f"{path}: a {still} image, not a video (index images with --images)")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         capture.release()
@@ -84,12 +98,15 @@ def video_frames(path: str | Path, every: int = 1, done: set[int] | frozenset = 
     """Frames ``start``, ``start + every``, ... (below ``stop``) not in ``done``, decoded to RGB.
 
     Other frames are only grabbed (not converted). Stops at the end of the stream; frame numbers
-    count from 0, timestamps are frame / fps (None if the file states no rate).
+    count from 0, timestamps are frame / fps (None if the file states no rate). A stream that ends
+    before the frame count its file states (a truncated or damaged video) yields a last Frame with
+    ``rgb=None`` and the reason, so the video is reported and not taken as complete.
     """
     import cv2
 
     capture = _open(path)
     fps = _rate(capture)
+    stated = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
     key = source_key(path)
     try:
         index = 0
@@ -97,6 +114,10 @@ def video_frames(path: str | Path, every: int = 1, done: set[int] | frozenset = 
             wanted = index >= start and (index - start) % every == 0 and index not in done
             ok, bgr = capture.read() if wanted else (capture.grab(), None)
             if not ok:
+                if index < min(stated, stop if stop is not None else stated):
+                    yield Frame(key, "video", index, None, None,
+                                f"the stream ended at frame {index} of the {stated} the file states "
+                                "(truncated or damaged); frames before it are indexed")
                 return
             if wanted:
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -101,7 +101,12 @@ def count_people(conn: sqlite3.Connection) -> int:
 
 def indexed_images(conn: sqlite3.Connection) -> set[str]:
     """Paths of the still images already indexed."""
-    return {row[0] for row in conn.execute("SELECT path FROM sources WHERE kind = 'image'")}
+    return sources_of_kind(conn, "image")
+
+
+def sources_of_kind(conn: sqlite3.Connection, kind: str) -> set[str]:
+    """Paths of the sources of ``kind`` ('image' or 'video') in the index."""
+    return {row[0] for row in conn.execute("SELECT path FROM sources WHERE kind = ?", (kind,))}
 
 
 def video_progress(conn: sqlite3.Connection, path: str) -> tuple[int, set[int]]:
@@ -153,9 +158,18 @@ def write_batch(conn: sqlite3.Connection, results: Sequence[FrameResult], skippe
                          "ELSE complete END WHERE path = ?2", [(int(e), p) for p, e in complete_videos])
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)  # SQLite may already have rolled back (disk full): keep the real error
         raise
     return first, (np.concatenate(added).astype(np.float32) if added else np.zeros((0, 0), np.float32))
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not done so itself."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection is unusable; the error being handled says why
 
 
 def embeddings(conn: sqlite3.Connection, start: int, stop: int, dim: int) -> np.ndarray:

@@ -30,11 +30,21 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def query_person(searcher, image: np.ndarray, box=None) -> QueryPerson:
+def query_person(searcher, image: np.ndarray, box=None, name: str | None = None) -> QueryPerson:
     """Embed the person in ``box`` of ``image`` (RGB uint8); without a box, detect people and take
     the highest-scoring one (the larger on a tie), or the whole image if nobody is detected (a crop).
-    Bad boxes raise ValueError naming the box and the image size.
+    Bad boxes raise ValueError naming the box and the image size; with ``name`` (the query file),
+    any ValueError, the searcher's included, starts with it.
     """
+    if name is None:
+        return _query_person(searcher, image, box)
+    try:
+        return _query_person(searcher, image, box)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from err
+
+
+def _query_person(searcher, image: np.ndarray, box=None) -> QueryPerson:
     from ..pipelines.images import check_boxes
 
     height, width = image.shape[:2]

@@ -58,3 +58,8 @@ class EmptyIndexError(ValueError):
 
 class DimensionError(ValueError):
     """An embedding whose size differs from the index's (the wrong model for this index)."""
+
+
+class IndexWriteError(OSError):
+    """The index could not be written (disk full, read-only folder, ...): nothing of the batch was
+    kept; what was committed before stays, and rerunning the same command continues from there."""

@@ -27,6 +27,7 @@ INDEX_TYPES = ("auto",) + KINDS
 AUTO_EXACT_ELEMENTS = 5_000_000  # float32 values an exact search scans: ~3 ms (1M x 128 took 48-76 ms)
 IVF_MIN_TRAIN = 4_000  # below this many vectors an "ivf" index stays exact (too few to train lists)
 ADD_CHUNK = 20_000
+CHECK_CHUNK = 65_536  # rows compared at a time when a loaded file is checked against the database
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,21 @@ def load(path: Path) -> faiss.Index:
     except (RuntimeError, ValueError) as err:
         raise ValueError(f"{path}: unreadable vector index ({err})") from err
     return index
+
+
+def reconstruct_range(index: faiss.Index, start: int, stop: int) -> np.ndarray:
+    """The stored vectors of rows ``start..stop-1`` (N, d) float32, for any kind made here (an IVF
+    index gets the direct map it needs to give them back)."""
+    if stop <= start:
+        return np.zeros((0, index.d), np.float32)
+    ivf = faiss.extract_index_ivf(index) if kind_of(index) == "ivf" else None
+    if ivf is not None:
+        ivf.make_direct_map(True)
+    try:
+        return np.asarray(index.reconstruct_n(start, stop - start), np.float32).reshape(-1, index.d)
+    finally:
+        if ivf is not None:
+            ivf.make_direct_map(False)  # later adds need no map kept up to date
 
 
 def reconstruct_all(index: faiss.Index) -> np.ndarray:

@@ -8,6 +8,7 @@ under ``auto``) and saved atomically (temporary file + rename).
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -16,7 +17,7 @@ from . import metadata, vectors
 from .frames import image_frames, source_key, video_frames, video_info, wanted_frames
 from .ingest import ingest
 from .metadata import FrameResult
-from .records import AddReport
+from .records import AddReport, IndexWriteError
 
 VECTORS_NAME = "vectors.faiss"
 
@@ -24,9 +25,19 @@ VECTORS_NAME = "vectors.faiss"
 class Writing:
     """Mixed into ``PersonIndex`` (which provides path, dim, settings, _conns, _lock, _writer, _vectors)."""
 
+    def _write(self, results: Sequence[FrameResult], skipped: Sequence[tuple[str, str]],
+               complete: Sequence[tuple[str, int]] = ()) -> tuple[int, "object"]:
+        """``metadata.write_batch``; a failed write (disk full, ...) is an IndexWriteError naming the file."""
+        db = self.path / metadata.DB_NAME
+        try:
+            return metadata.write_batch(self._conns.get(), results, skipped, complete)
+        except sqlite3.Error as err:
+            raise IndexWriteError(f"{db}: cannot write to the index ({err}); what was committed before is "
+                                  "kept: free some space and run the same command again") from err
+
     def _commit(self, results: Sequence[FrameResult], skipped: Sequence[tuple[str, str]]) -> int:
         """Store one batch in the database, then make its people searchable; returns their number."""
-        first, added = metadata.write_batch(self._conns.get(), results, skipped)
+        first, added = self._write(results, skipped)
         with self._lock:  # a concurrent refresh() may have taken some of them already
             vectors.add(self._vectors, added[max(0, self._vectors.ntotal - first):])
         return len(added)
@@ -42,7 +53,12 @@ class Writing:
                                     self.settings, progress)
             with self._lock:
                 self._vectors = rebuilt
-        vectors.save(self._vectors, self.path / VECTORS_NAME)
+        try:
+            vectors.save(self._vectors, self.path / VECTORS_NAME)
+        except (OSError, RuntimeError) as err:  # FAISS reports a failed write as a RuntimeError
+            raise IndexWriteError(f"{self.path / VECTORS_NAME}: cannot save the vector index ({err}); the "
+                                  "database holds every person added, and the file is rebuilt from it on "
+                                  "the next open") from err
 
     def _add(self, frames, todo: int, unit: str, camera, fps, progress: bool, commit_every: int,
              searcher, complete: list[tuple[str, int]] | None = None) -> AddReport:
@@ -53,8 +69,10 @@ class Writing:
                             commit_every=commit_every, bar=bar)
         finally:
             bar.close()
+        ended_early = {source for source, _ in report.skipped}
+        complete = [(source, every) for source, every in complete or () if source not in ended_early]
         if complete:
-            metadata.write_batch(self._conns.get(), [], [], complete)
+            self._write([], [], complete)
         self._finish(progress)
         return report
 
@@ -68,10 +86,12 @@ class Writing:
         with self._writer.hold():
             self._clean_temporaries()
             done = metadata.indexed_images(self._conns.get())
+            videos = metadata.sources_of_kind(self._conns.get(), "video")
             unique = list(dict.fromkeys(source_key(p) for p in paths))
-            todo = [p for p in unique if p not in done]
+            todo = [p for p in unique if p not in done and p not in videos]
             report = self._add(image_frames(todo), len(todo), "img", camera, None, progress, commit_every, searcher)
-            report.already = len(unique) - len(todo)
+            report.already = sum(p in done for p in unique)
+            report.skipped += [(p, "already indexed as a video, not an image") for p in unique if p in videos]
             return report
 
     def add_video(self, searcher, video_path: str | Path, every: int = 1, camera: str | None = None,
@@ -88,8 +108,10 @@ class Writing:
             try:
                 fps, count = video_info(video_path)  # a missing file is an error, a corrupt one a skip
             except ValueError as err:
-                metadata.write_batch(self._conns.get(), [], [(key, str(err))])
+                self._write([], [(key, str(err))])
                 return AddReport(skipped=[(key, str(err))])
+            if key in metadata.indexed_images(self._conns.get()):
+                return AddReport(skipped=[(key, "already indexed as an image, not a video")])
             finished, done = metadata.video_progress(self._conns.get(), key)
             frames = wanted_frames(start, stop, every, count)
             if finished and start % finished == 0 and every % finished == 0:

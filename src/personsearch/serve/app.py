@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -13,10 +14,12 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..pipelines import Searcher
-from .limits import BodyLimitMiddleware
+from .budget import DEFAULT_PIXEL_BUDGET, PixelBudget
+from .guards import LOOPBACK_HOSTS, RequestGuard
+from .limits import DEFAULT_BODY_TIMEOUT_S, BodyLimitMiddleware
 from .routes import router
 from .service import SearchService
-from .uploads import ApiError
+from .uploads import MAX_IMAGE_PIXELS, ApiError
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
 STATIC = Path(__file__).parent / "static"
@@ -42,13 +45,23 @@ async def _api_error(_: Request, err: ApiError) -> JSONResponse:
 
 
 def create_app(index_path: str | Path, searcher: Searcher | None = None, *,
-               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, upload_dir: str | Path | None = None) -> FastAPI:
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, upload_dir: str | Path | None = None,
+               max_image_pixels: int = MAX_IMAGE_PIXELS, pixel_budget: int = DEFAULT_PIXEL_BUDGET,
+               allowed_hosts: Iterable[str] = LOOPBACK_HOSTS, allowed_origins: Iterable[str] = (),
+               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> FastAPI:
     """The app over the index at ``index_path``.
 
     ``searcher``: the pipeline that embeds queries and added images (default: the model the index
     was built with, ``index.load_searcher()``). ``max_upload_bytes``: larger request bodies get a 413.
     ``upload_dir``: where added images are kept (default: ``uploads/`` inside the index folder).
+    ``max_image_pixels``: larger images (declared size) get a 413 before they are decoded.
+    ``pixel_budget``: decoded pixels the whole server holds at once; requests wait for their share.
+    ``allowed_hosts``: ``Host`` names served (400 otherwise; ``"*"`` any); ``allowed_origins``:
+    origins besides the server's own that may POST (403 otherwise). ``body_timeout_s``: a request
+    body not received in that time gets a 408.
     """
+    if max_image_pixels < 1 or pixel_budget < max_image_pixels:
+        raise ValueError(f"need 1 <= max_image_pixels <= pixel_budget, got {max_image_pixels} and {pixel_budget}")
     from ..index import PersonIndex
 
     index = PersonIndex.open(index_path)
@@ -57,8 +70,10 @@ def create_app(index_path: str | Path, searcher: Searcher | None = None, *,
     folder = Path(upload_dir) if upload_dir is not None else Path(index_path) / "uploads"
     app = FastAPIOffline(title="personsearch", version=__version__, description=DESCRIPTION,
                          static_url="/docs-assets")
-    app.state.service = SearchService(index, searcher, folder, max_upload_bytes)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_upload_bytes)
+    app.state.service = SearchService(index, searcher, folder, max_upload_bytes, budget=PixelBudget(pixel_budget),
+                                      max_image_pixels=max_image_pixels)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_upload_bytes, timeout_s=body_timeout_s)
+    app.add_middleware(RequestGuard, allowed_hosts=list(allowed_hosts), allowed_origins=list(allowed_origins))
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(router)

@@ -1,13 +1,23 @@
-"""Request body size limit as a pure ASGI middleware: 413 before or while the body is read."""
+"""Request body limits as a pure ASGI middleware: 413 before or while the body is read, 408 when
+the body does not arrive in time (a stalled upload does not hold a worker open)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+DEFAULT_BODY_TIMEOUT_S = 60.0
+
+
 class _BodyTooLarge(Exception):
+    pass
+
+
+class _BodyTimeout(Exception):
     pass
 
 
@@ -20,12 +30,14 @@ class BodyLimitMiddleware:
 
     The Content-Length header is checked first, and the bytes are counted as they arrive too (a
     chunked body has no header, and a header can lie), so no more than ``max_bytes`` plus one
-    chunk is ever read. Whatever the app was about to answer is replaced by the 413.
+    chunk is ever read. Whatever the app was about to answer is replaced by the 413. A body not
+    complete within ``timeout_s`` seconds of the request's start is answered 408 likewise.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.timeout_s = float(timeout_s)
 
     def _message(self, size: str) -> bytes:
         detail = (f"the request body ({size}) is larger than the server's upload limit of "
@@ -34,8 +46,16 @@ class BodyLimitMiddleware:
         return json.dumps({"detail": detail}).encode()
 
     async def _send_413(self, send: Send, size: str) -> None:
-        body = self._message(size)
-        await send({"type": "http.response.start", "status": 413,
+        await self._send_error(send, 413, self._message(size))
+
+    async def _send_408(self, send: Send) -> None:
+        detail = (f"the request body did not arrive within {self.timeout_s:g} s (--body-timeout); "
+                  "the upload stalled or the connection is too slow")
+        await self._send_error(send, 408, json.dumps({"detail": detail}).encode())
+
+    @staticmethod
+    async def _send_error(send: Send, status: int, body: bytes) -> None:
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
@@ -48,11 +68,19 @@ class BodyLimitMiddleware:
         if header is not None and header.isdigit() and int(header) > self.max_bytes:
             await self._send_413(send, f"{int(header)} bytes")
             return
-        state = {"received": 0, "exceeded": False, "started": False}
+        state = {"received": 0, "exceeded": False, "started": False, "timeout": False, "done": False}
+        deadline = time.monotonic() + self.timeout_s
 
         async def counting_receive() -> Message:
-            message = await receive()
+            if state["done"]:  # the body is complete: waiting now is for a disconnect, not bounded
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                state["timeout"] = True
+                raise _BodyTimeout() from None
             if message["type"] == "http.request":
+                state["done"] = not message.get("more_body", False)
                 state["received"] += len(message.get("body", b""))
                 if state["received"] > self.max_bytes:
                     state["exceeded"] = True
@@ -60,7 +88,7 @@ class BodyLimitMiddleware:
             return message
 
         async def guarded_send(message: Message) -> None:
-            if state["exceeded"] and not state["started"]:
+            if (state["exceeded"] or state["timeout"]) and not state["started"]:
                 return  # the app's answer to a body it could not finish reading: replaced below
             if message["type"] == "http.response.start":
                 state["started"] = True
@@ -69,7 +97,9 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, counting_receive, guarded_send)
         except Exception:
-            if not state["exceeded"]:
+            if not (state["exceeded"] or state["timeout"]):
                 raise
         if state["exceeded"] and not state["started"]:
             await self._send_413(send, f"more than {self.max_bytes} bytes")
+        elif state["timeout"] and not state["started"]:
+            await self._send_408(send)

@@ -35,7 +35,7 @@ class HitOut(BaseModel):
     """One indexed person, ranked by similarity to the query."""
 
     id: int = Field(description="person id in the index (use it with /api/hits/{id}/...)")
-    source: str = Field(description="image or video file the person was found in")
+    source: str = Field(description="name of the image or video file the person was found in (no folder)")
     frame: Optional[int] = Field(None, description="video frame number (None for still images)")
     timestamp: Optional[float] = Field(None, description="seconds into the video (None for still images)")
     box: Box = Field(description="[x1, y1, x2, y2] in pixels of the source image or frame")
@@ -85,4 +85,6 @@ class StatsOut(BaseModel):
     dim: int
     index: dict[str, Any] = Field(description="statistics reported by the index (people, images, sources, ...)")
     max_upload_bytes: int
+    max_image_pixels: int = Field(description="largest image accepted, in pixels (width x height)")
+    pixel_budget: int = Field(description="pixels the server decodes at once, over all requests")
     adding: bool = Field(description="True while images are being added")

@@ -13,8 +13,21 @@ import numpy as np
 from ..index import EmptyIndexError, IndexHit, PersonIndex, query_person
 from ..index.frames import source_key
 from ..pipelines import Searcher
+from .budget import PixelBudget
 from .render import frame_with_box, person_crop
-from .uploads import ApiError, UploadedImage, store_upload
+from .uploads import MAX_IMAGE_PIXELS, ApiError, UploadedImage, store_upload
+
+
+def public_name(path: str) -> str:
+    """How a file is named to clients: its name only (absolute paths of the server stay private)."""
+    return Path(path).name
+
+
+def scrub(text: str, paths) -> str:
+    """``text`` with every one of ``paths`` replaced by its file name."""
+    for path in sorted({str(p) for p in paths}, key=len, reverse=True):
+        text = text.replace(path, public_name(path))
+    return text
 
 
 class _JpegCache:
@@ -43,30 +56,42 @@ class SearchService:
     """Queries, detections, hit images and additions over one open ``PersonIndex``.
 
     Additions are serialised by the index (``adding`` says when one runs); queries are answered
-    meanwhile. Uploaded gallery images are stored under ``upload_dir`` by content hash.
+    meanwhile. Uploaded gallery images are stored under ``upload_dir`` by content hash. Decoding
+    and searching hold the images' pixels in ``budget`` (one per server). Clients see file names,
+    never the server's absolute paths.
     """
 
     def __init__(self, index: PersonIndex, searcher: Searcher, upload_dir: Path, max_upload_bytes: int,
-                 cache_size: int = 512) -> None:
+                 cache_size: int = 512, budget: PixelBudget | None = None,
+                 max_image_pixels: int = MAX_IMAGE_PIXELS) -> None:
         self.index = index
         self.searcher = searcher
         self.upload_dir = Path(upload_dir)
         self.max_upload_bytes = max_upload_bytes
+        self.budget = budget or PixelBudget()
+        self.max_image_pixels = max_image_pixels
         self._refreshed = time.monotonic()
         self._adding = 0
         self._adding_lock = threading.Lock()
         self._jpegs = _JpegCache(cache_size)
 
     # -- people in uploaded images ------------------------------------------------------------
+    def _searcher_call(self, call, field: str = "image"):
+        """``call()``, a ValueError (input the searcher refuses) becoming a 422 naming ``field``."""
+        try:
+            return call()
+        except ValueError as err:
+            raise ApiError(422, f"{field}: {err}") from None
+
     def detect(self, rgb: np.ndarray) -> list[dict[str, Any]]:
         """The people the searcher finds in ``rgb``, most confident first: [{"box", "score"}]."""
-        out = self.searcher(rgb)
+        out = self._searcher_call(lambda: self.searcher(rgb))
         order = np.argsort(-np.asarray(out["scores"], np.float64), kind="stable")
         return [{"box": tuple(float(v) for v in out["boxes"][i]), "score": float(out["scores"][i])} for i in order]
 
     def query(self, rgb: np.ndarray, box: np.ndarray | None, top_k: int, rerank: bool, root: str = "") -> dict:
         """Hits for the person in ``box`` of ``rgb`` (the most confident detection if ``box`` is None)."""
-        person = query_person(self.searcher, rgb, None if box is None else box[None])
+        person = self._searcher_call(lambda: query_person(self.searcher, rgb, None if box is None else box[None]))
         if box is None and person.detected == 0:
             raise ApiError(422, "no person was found in the query image: draw a box around the person "
                                 "(form field 'box' = x1,y1,x2,y2)")
@@ -89,7 +114,7 @@ class SearchService:
     def hit_json(hit: IndexHit, root: str = "") -> dict:
         """A hit as the API returns it, with the URLs of its images."""
         base = f"{root}/api/hits/{hit.person_id}"
-        return {"id": hit.person_id, "source": hit.source, "frame": hit.frame, "timestamp": hit.timestamp,
+        return {"id": hit.person_id, "source": public_name(hit.source), "frame": hit.frame, "timestamp": hit.timestamp,
                 "box": tuple(hit.box), "det_score": hit.det_score, "similarity": hit.similarity,
                 "rerank_distance": hit.rerank_distance, "camera": hit.camera,
                 "image_url": f"{base}/image", "thumbnail_url": f"{base}/thumbnail"}
@@ -110,7 +135,8 @@ class SearchService:
             try:
                 frame = self.index.frame_image(person_id)
             except (FileNotFoundError, ValueError) as err:
-                raise ApiError(404, f"the image of person {person_id} cannot be read any more: {err}") from None
+                raise ApiError(404, f"the image of person {person_id} cannot be read any more: "
+                                    f"{scrub(str(err), [hit.source])}") from None
             cached = draw(frame, hit.box)
             self._jpegs.put(key, cached)
         return cached
@@ -128,22 +154,42 @@ class SearchService:
     def stats(self) -> dict:
         """Index statistics plus the model, dimension and upload limit."""
         self._refresh()
-        return {"model": str(self.index.model), "dim": int(self.index.dim), "index": self.index.stats(),
-                "max_upload_bytes": self.max_upload_bytes, "adding": self._adding > 0}
+        stats = self.index.stats()
+        stats.pop("path", None)
+        skipped = stats.pop("skipped_files", [])
+        stats["skipped_files"] = [[public_name(path), scrub(reason, [path])] for path, reason in skipped]
+        model = str(self.index.model)
+        return {"model": public_name(model) if Path(model).is_absolute() else model, "dim": int(self.index.dim),
+                "index": stats, "max_upload_bytes": self.max_upload_bytes,
+                "max_image_pixels": self.max_image_pixels, "pixel_budget": self.budget.total,
+                "adding": self._adding > 0}
 
     # -- additions ----------------------------------------------------------------------------
     def add(self, uploads: list[UploadedImage], camera: str | None = None) -> dict:
-        """Store the uploads and index the people in them (the index runs one add at a time)."""
-        paths = [store_upload(upload, self.upload_dir) for upload in uploads]
+        """Store the uploads and index the people in them (the index runs one add at a time).
+
+        The images are decoded one at a time while indexed, holding the largest one's pixels in the
+        budget. Files this call stored are removed again if the add is refused (409).
+        """
+        stored = [store_upload(upload, self.upload_dir) for upload in uploads]
+        paths = [path for path, _ in stored]
         names = {source_key(path): upload.name or path.name for path, upload in zip(paths, uploads)}
         with self._adding_lock:
             self._adding += 1
         try:
-            report = self.index.add_images(self.searcher, paths, camera=camera, progress=False)
-        except ValueError as err:  # e.g. another process is writing the index
-            raise ApiError(409, f"the images could not be added: {err}") from None
+            with self.budget.reserve(max((u.pixels for u in uploads), default=0), "images"):
+                report = self.index.add_images(self.searcher, paths, camera=camera, progress=False)
+        except (ValueError, OSError) as err:  # another process is writing the index; a full disk
+            for path, created in stored:
+                if created:
+                    path.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise ApiError(507, "the index could not be written: "
+                                    f"{scrub(str(err), [self.index.path, self.upload_dir])}") from None
+            raise ApiError(409, f"the images could not be added: {scrub(str(err), [self.index.path])}") from None
         finally:
             with self._adding_lock:
                 self._adding -= 1
-        skipped = [{"file": names.get(path, path), "reason": reason} for path, reason in report.skipped]
+        skipped = [{"file": names.get(path, public_name(path)), "reason": scrub(reason, [path, self.upload_dir])}
+                   for path, reason in report.skipped]
         return {"images": report.images, "people": report.people, "already": report.already, "skipped": skipped}

@@ -2,37 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields, is_dataclass, replace
+from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from .typed import check_value, field_types
+
 T = TypeVar("T")
 
 
 def merge_into(obj: T, updates: dict[str, Any], where: str = "") -> T:
-    """A copy of dataclass ``obj`` with nested ``updates`` applied; unknown keys raise ValueError."""
-    known = {f.name for f in fields(obj)}  # type: ignore[arg-type]
+    """A copy of dataclass ``obj`` with nested ``updates`` applied.
+
+    Unknown keys and values of the wrong type (see ``utils.typed``: ``1.9`` for an int, ``"false"``
+    for a bool) raise ValueError naming the dotted setting; so does a failed check of the dataclass.
+    """
+    if not isinstance(updates, dict):
+        raise ValueError(f"setting '{where.rstrip('.') or 'config'}' must be a mapping, got {updates!r}")
+    types = field_types(type(obj))
     changes: dict[str, Any] = {}
-    for key, value in (updates or {}).items():
-        if key not in known:
-            raise ValueError(f"unknown setting '{where}{key}' (known: {', '.join(sorted(known))})")
+    for key, value in updates.items():
+        if key not in types:
+            raise ValueError(f"unknown setting '{where}{key}' (known: {', '.join(sorted(types))})")
         current = getattr(obj, key)
         if is_dataclass(current):
             if not isinstance(value, dict):
                 raise ValueError(f"setting '{where}{key}' must be a mapping, got {value!r}")
             changes[key] = merge_into(current, value, f"{where}{key}.")
-        elif isinstance(current, tuple) and value is not None:
-            changes[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-        elif isinstance(current, (bool, int, float, str)) and value is not None and not isinstance(current, bool):
-            try:
-                changes[key] = type(current)(value)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"setting '{where}{key}': cannot read {value!r} as {type(current).__name__}") from err
         else:
-            changes[key] = value
-    return replace(obj, **changes)  # type: ignore[type-var]
+            changes[key] = check_value(value, types[key], f"{where}{key}")
+    try:
+        return replace(obj, **changes)  # type: ignore[type-var]
+    except TypeError as err:  # a __post_init__ comparing values of types it did not expect
+        raise ValueError(f"settings under '{where.rstrip('.') or 'config'}': {err}") from err
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -44,10 +48,24 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             raise ValueError(f"override must be KEY=VALUE, got '{pair}'")
         node = nested
         *parents, leaf = key.strip().split(".")
+        if not all(part.strip() for part in (*parents, leaf)):
+            raise ValueError(f"override '{pair}': empty setting name in '{key}'")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+            if not isinstance(node, dict):
+                raise ValueError(f"override '{pair}': '{part}' was given a value, so it has no '{key}'")
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except (yaml.YAMLError, RecursionError) as err:
+            raise ValueError(f"override '{pair}': the value is not valid YAML ({_yaml_problem(err)})") from None
     return nested
+
+
+def _yaml_problem(err: Exception) -> str:
+    """One line about a YAML error (problem and position, no multi-line snippet)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(problem)
 
 
 def deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +83,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
+    except (UnicodeDecodeError, RecursionError) as err:
+        raise ValueError(f"{path}: not a readable YAML text file ({type(err).__name__})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a config must be a YAML mapping, got {type(data).__name__}")
     return data

@@ -16,6 +16,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
+    except OSError as err:  # disk full, read-only folder: name the file, leave no temporary behind
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(err.errno, f"{path}: cannot write the file ({err.strerror or err})") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

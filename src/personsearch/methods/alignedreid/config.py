@@ -32,8 +32,9 @@ class AlignedConfig:
         check_metric(self.mutual_metric, "aligned.mutual_metric")
         if self.mining not in ("global", "local"):
             raise ValueError(f"aligned.mining must be 'global' or 'local', got {self.mining!r}")
-        if self.models < 1 or self.stripes < 1:
-            raise ValueError("aligned.models and aligned.stripes must be >= 1")
+        if self.models < 1 or self.stripes < 1 or self.local_dim < 1:
+            raise ValueError("aligned.models, aligned.stripes and aligned.local_dim must be >= 1, got "
+                             f"{self.models}, {self.stripes} and {self.local_dim}")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,12 @@ from ...distance import check_metric
 from ...engine.config import EngineConfig
 
 
+def _choose(name: str, value: object, allowed: tuple) -> None:
+    """ValueError naming setting ``name`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
 @dataclass(frozen=True)
 class ReidDataConfig:
     """Which dataset, at what size, sampled how."""
@@ -23,6 +29,13 @@ class ReidDataConfig:
     test_batch: int = 128
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    def __post_init__(self) -> None:
+        for name in ("height", "width", "p", "k", "test_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"data.workers must be >= 0, got {self.workers}")
+
 
 @dataclass(frozen=True)
 class ReidModelConfig:
@@ -34,6 +47,13 @@ class ReidModelConfig:
     pooling: str = "avg"  # avg | max | gem
     neck: str = "bnneck"  # bnneck | none
     embed_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        _choose("model.pooling", self.pooling, ("avg", "max", "gem"))
+        _choose("model.neck", self.neck, ("bnneck", "none"))
+        _choose("model.last_stride", self.last_stride, (1, 2))
+        if self.embed_dim is not None and self.embed_dim < 1:
+            raise ValueError(f"model.embed_dim must be a positive embedding size or null, got {self.embed_dim}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,10 @@ class ReidEvalConfig:
 
     def __post_init__(self) -> None:
         check_metric(self.metric, "eval.metric")
+        _choose("eval.precision", self.precision, ("fp32", "bf16"))
+        if self.max_rank < 1 or self.report_queries < 0:
+            raise ValueError(f"eval.max_rank must be >= 1 and eval.report_queries >= 0, "
+                             f"got {self.max_rank} and {self.report_queries}")
 
 
 @dataclass(frozen=True)
