@@ -51,7 +51,7 @@ def test_the_student_learns_from_a_frozen_teacher_and_its_run_is_a_student_run(t
 
 
 def test_teacher_problems_are_named_errors(tiny_synth, tmp_path, teacher_run):
-    cfg = _dkd_config(tiny_synth, tmp_path, "")
+    cfg = _dkd_config(tiny_synth, tmp_path, "\"\"")
     with pytest.raises(ValueError, match="no teacher run given"):
         build_recipe(cfg, tmp_path).teacher
     other = tiny_synth / "prw"

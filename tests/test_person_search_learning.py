@@ -91,7 +91,7 @@ def test_trained_run_indexes_scenes_and_answers_a_query_from_the_cli(trained, tm
 
     from personsearch.serve.app import create_app
 
-    client = TestClient(create_app(idx))  # the REST API builds the run's model from the index alone
+    client = TestClient(create_app(idx), base_url="http://127.0.0.1")  # the REST API builds the run's model from the index alone
     with open(query.image, "rb") as image:
         response = client.post("/api/query", files={"image": image}, data={"box": box, "top_k": "5"})
     assert response.status_code == 200, response.text
