@@ -50,22 +50,25 @@ def trained(scenes, tmp_path_factory):
     torch.manual_seed(cfg.engine.seed)
     before = recipe.evaluate(recipe.build_model().eval())
     result = train(recipe, cfg.engine, run)
+    print("\nlearning test metrics:", json.dumps({"before": before, "after": result.metrics}))  # pytest -s shows it
     return run, recipe, before, result.metrics
 
 
 def test_training_beats_the_untrained_model_by_a_wide_margin(trained):
     _, _, before, after = trained
     assert after["det_AP"] > 0.4 and after["det_AP"] > before["det_AP"] + 0.3, (before, after)
-    assert after["mAP@10"] > 0.2 and after["mAP@10"] > 3 * before["mAP@10"], (before, after)
-    assert after["top1@10"] > before["top1@10"] + 0.15, (before, after)
+    # measured: mAP 2.5 -> 69.1, top-1 2.5 -> 82.5 (40 queries, gallery 10), det AP 0.0 -> 71.4
+    assert after["mAP@10"] > 0.4 and after["mAP@10"] > 5 * before["mAP@10"], (before, after)
+    assert after["top1@10"] > before["top1@10"] + 0.4, (before, after)
 
 
 def test_trained_features_carry_identity_beyond_imagenet_features_of_the_same_boxes(trained):
     """An identity-blind model that detects well fails this: ImageNet MobileNetV2 features of the
     very boxes the trained model detected are the floor its identity features must clear."""
     _, _, _, after = trained
-    assert after["mAP@10"] > after["mAP@10_imagenet"] + 0.05, after
-    assert after["top1@10"] >= after["top1@10_imagenet"], after
+    # measured: mAP 69.1 vs 22.5 for ImageNet features, top-1 82.5 vs 27.5
+    assert after["mAP@10"] > after["mAP_imagenet@10"] + 0.2, after
+    assert after["top1@10"] > after["top1_imagenet@10"] + 0.2, after
 
 
 def test_trained_run_indexes_scenes_and_answers_a_query_from_the_cli(trained, tmp_path, capsys):
@@ -85,7 +88,7 @@ def test_trained_run_indexes_scenes_and_answers_a_query_from_the_cli(trained, tm
                      "--top-k", "5", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)["hits"]
     assert 1 <= len(hits) <= 5 and hits == sorted(hits, key=lambda h: -h["similarity"])
-    assert all(Path(h["image"]).name in {Path(n).name for n, _ in items} for h in hits)
+    assert all(Path(h["source"]).name in {Path(n).name for n, _ in items} for h in hits)
 
     from fastapi.testclient import TestClient
 

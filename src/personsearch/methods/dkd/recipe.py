@@ -59,8 +59,10 @@ class DkdRecipe(SeqNetRecipe):
     def crop_losses(self, model: nn.Module, feats: torch.Tensor, crops: dict) -> dict[str, torch.Tensor]:
         """The distillation terms, then the student's own (OIM updates its lookup table last)."""
         weights, d = self.cfg.loss, self.cfg.distill
-        t_feats, t_logits = self.teacher(crops["images"], crops["gt_boxes"])
         losses: dict[str, torch.Tensor] = {}
+        if max(weights.kd_prob, weights.kd_pair, weights.kd_triplet) <= 0:  # FSA alone: no teacher needed
+            return super().crop_losses(model, feats, crops)
+        t_feats, t_logits = self.teacher(crops["images"], crops["gt_boxes"])
         if weights.kd_prob > 0:
             oim = unwrap_model(model).roi_heads.oim
             s_logits = feats @ oim.lut.detach().clone().to(feats.dtype).t() * oim.scalar  # OIM updates it in place
