@@ -35,3 +35,11 @@ def read_dataset(fmt: str, root: str | Path) -> AnyDataset:
     if key not in READERS:
         raise ValueError(f"unknown dataset format '{fmt}' (known: {', '.join(READERS)})")
     return READERS[key](Path(root))
+
+
+def read_search_dataset(fmt: str, root: str | Path) -> SearchDataset:
+    """``read_dataset`` for a person search format (cuhk-sysu, prw); ValueError for any other."""
+    data = read_dataset(fmt, root)
+    if not isinstance(data, SearchDataset):
+        raise ValueError(f"format '{fmt}' is not a person search dataset (cuhk-sysu, prw)")
+    return data

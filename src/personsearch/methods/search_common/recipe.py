@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from ...data.records import UNLABELED, SearchDataset
-from ...data.registry import read_dataset
+from ...data.registry import read_search_dataset
 from ...data.samplers import PKSampler
 from ...data.scene_crops import SceneRegionDataset, collate_regions, scene_crop_samples
 from ...data.torch_datasets import SceneDataset, collate_scenes
@@ -104,10 +104,7 @@ class PersonSearchRecipe(Recipe):
     @cached_property
     def dataset(self) -> SearchDataset:
         """The scenes, read on first use (inference from a run needs no dataset)."""
-        data = read_dataset(self.cfg.data.format, self.cfg.data.root)
-        if not isinstance(data, SearchDataset):
-            raise ValueError(f"format '{self.cfg.data.format}' is not a person search dataset (cuhk-sysu, prw)")
-        return data
+        return read_search_dataset(self.cfg.data.format, self.cfg.data.root)
 
     @cached_property
     def num_pids(self) -> int:

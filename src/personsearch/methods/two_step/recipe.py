@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ...data.records import SearchDataset
-from ...data.registry import read_dataset
+from ...data.registry import read_search_dataset
 from ...data.samplers import PKSampler
 from ...data.scene_crops import SceneCropDataset, scene_crop_samples
 from ...data.transforms import build_train_transform
@@ -59,10 +59,7 @@ class TwoStepRecipe(Recipe):
 
     @cached_property
     def dataset(self) -> SearchDataset:
-        data = read_dataset(self.cfg.data.format, self.cfg.data.root)
-        if not isinstance(data, SearchDataset):
-            raise ValueError(f"format '{self.cfg.data.format}' is not a person search dataset (cuhk-sysu, prw)")
-        return data
+        return read_search_dataset(self.cfg.data.format, self.cfg.data.root)
 
     @cached_property
     def num_classes(self) -> int:

@@ -125,3 +125,11 @@ def postprocess(boxes: Tensor, scores: Tensor, extras: Tensor, image_shape: tupl
     boxes, scores, extras = boxes[keep], scores[keep], extras[keep]
     keep = box_ops.nms(boxes, scores, nms_thresh)[:detections]
     return boxes[keep], scores[keep], extras[keep]
+
+
+def check_training_inputs(targets: list | None, oim: nn.Module | None) -> None:
+    """The RoI heads' training-mode preconditions: targets given, an identity loss built in."""
+    if targets is None:
+        raise ValueError("targets are required in training mode")
+    if oim is None:
+        raise ValueError("this model was built without an identity loss (reid_loss=None): inference only")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads
 
-from .heads import BoxRegressor, NormAwareEmbedding, PooledHead, box_regression_loss, postprocess, sampled_pids, scale_gradient
+from .heads import BoxRegressor, check_training_inputs, NormAwareEmbedding, PooledHead, box_regression_loss, postprocess, sampled_pids, scale_gradient
 
 
 class NaeRoIHeads(RoIHeads):
@@ -54,10 +54,7 @@ class NaeRoIHeads(RoIHeads):
                 targets: list[dict[str, Tensor]] | None = None) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         if not self.training:
             return self.detect(features, proposals, image_shapes), {}
-        if targets is None:
-            raise ValueError("targets are required in training mode")
-        if self.oim is None:
-            raise ValueError("this model was built without an identity loss (reid_loss=None): inference only")
+        check_training_inputs(targets, self.oim)
         proposals, matched, labels, reg_targets = self.select_training_samples(proposals, targets)
         pids = torch.cat([sampled_pids(t["pids"], m, lab) for t, m, lab in zip(targets, matched, labels)])
         res4, res5 = self.pooled(features, proposals, image_shapes)

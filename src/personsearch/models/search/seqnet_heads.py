@@ -17,7 +17,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.ops import boxes as box_ops
 
-from .heads import BoxRegressor, NormAwareEmbedding, PooledHead, box_regression_loss, postprocess, sampled_pids, scale_gradient
+from .heads import BoxRegressor, check_training_inputs, NormAwareEmbedding, PooledHead, box_regression_loss, postprocess, sampled_pids, scale_gradient
 
 
 class SeqNetRoIHeads(RoIHeads):
@@ -60,10 +60,7 @@ class SeqNetRoIHeads(RoIHeads):
                 targets: list[dict[str, Tensor]] | None = None) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         if not self.training:
             return self.detect(features, proposals, image_shapes), {}
-        if targets is None:
-            raise ValueError("targets are required in training mode")
-        if self.oim is None:
-            raise ValueError("this model was built without an identity loss (reid_loss=None): inference only")
+        check_training_inputs(targets, self.oim)
         proposals, _, labels, reg_targets = self.select_training_samples(proposals, targets)
         class_logits, deltas = self._first(features, proposals, image_shapes)
         loss_cls, loss_reg = fastrcnn_loss(class_logits, deltas, labels, reg_targets)
