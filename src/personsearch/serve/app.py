@@ -24,9 +24,10 @@ from .uploads import MAX_IMAGE_PIXELS, ApiError
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
 STATIC = Path(__file__).parent / "static"
 DESCRIPTION = """Search an index of people seen in images and videos by example: upload an image of the
-person (and the box around them), get the most similar indexed people with their images.
-The web page is at `/`; this documentation works offline (its assets are served locally);
-the raw OpenAPI schema is at `/openapi.json`."""
+person (and the box around them), or name a person already indexed by id, and get the most similar
+indexed people with their images. Every error is answered as `{"detail": "<field>: message"}` with the
+status listed under each route. The web page is at `/`; this documentation works offline (its assets
+are served locally); the raw OpenAPI schema is at `/openapi.json`."""
 
 
 def _field(loc: tuple) -> str:
