@@ -8,14 +8,13 @@ fail naming the package to install (`make test` installs both through tools/syst
 from __future__ import annotations
 
 import io
-import threading
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from fastapi.testclient import TestClient
+from serve_fakes import serving
 from system_files import VTEST, require_chromium, require_vtest
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -86,22 +85,10 @@ def test_the_real_model_finds_the_query_person_in_nearby_frames(vtest):
 @pytest.fixture(scope="module")
 def server(vtest):
     """The real app under uvicorn on a free loopback port, in a thread; yields its base URL."""
-    import uvicorn
-
     from personsearch.serve import create_app
 
-    app = create_app(vtest["index"], searcher=vtest["searcher"])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(vtest["index"], searcher=vtest["searcher"])) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,8 @@ def hit_image(request: Request, person_id: PersonId,
     return Response(_service(request).frame_jpeg(person_id, draw_box=box), media_type="image/jpeg")
 
 
-@router.get("/hits/{person_id}/thumbnail", tags=["hits"], response_class=Response, responses={**JPEG, **errors(404, 422)},
+@router.get("/hits/{person_id}/thumbnail", tags=["hits"], response_class=Response,
+            responses={**JPEG, **errors(404, 422)},
             summary="A small crop of an indexed person")
 def hit_thumbnail(request: Request, person_id: PersonId) -> Response:
     """The crop around person ``person_id``, 160 px tall, as JPEG."""
