@@ -108,7 +108,7 @@ def test_docs_page_loads_its_assets_from_this_server(client):
 def test_web_page_and_its_files_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" in page.text
-    for name in ("app.js", "style.css"):
+    for name in ("app.js", "viewer.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
 
 
