@@ -7,8 +7,8 @@ those values from the strategies registered here. The images are JPEG, PNG or BM
 "person" the serve tests' fake searcher finds (``serve_fakes``), at least ``MIN_SIDE`` pixels a
 side, so every box drawn here overlaps every image drawn here.
 
-``register()`` is called by the schema-driven test; ``SCHEMATHESIS_HOOKS=api_strategies`` (with
-tests/ on PYTHONPATH) loads them into the schemathesis command line.
+``SCHEMATHESIS_HOOKS=api_strategies`` (with tests/ on PYTHONPATH) loads them into the schemathesis
+command line, with a workaround for one of its false positives (``schemathesis_workarounds``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ def register() -> None:
     """Tell schemathesis how to draw file parts (every file this API takes is an image) and boxes."""
     import schemathesis
 
+    import schemathesis_workarounds
+
+    schemathesis_workarounds.apply()
     schemathesis.openapi.format("binary", st.sampled_from(FORMATS).flatmap(images))
     schemathesis.openapi.format("box", boxes())
 

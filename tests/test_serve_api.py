@@ -87,6 +87,7 @@ def test_openapi_states_required_fields_formats_and_ranges(client):
     pattern = re.compile(box["pattern"])
     assert all(pattern.search(text) for text in ("", "1,2,30,40", "1.5, 2 ,30.25,40"))
     assert not any(pattern.search(text) for text in ("1,2,3", "-1,2,3,4", "1e3,2,3,4", "nan,1,2,3", "1 2 3 4"))
+    assert all(body["additionalProperties"] is False for name, body in schemas.items() if name.startswith("Body_"))
     images = schemas["Body_add_images_api_images_post"]
     assert images["required"] == ["images"]
     assert (images["properties"]["images"]["minItems"], images["properties"]["images"]["maxItems"]) == (1, 64)
@@ -231,6 +232,10 @@ def test_form_values_are_what_the_document_says(client):
         assert response.status_code == 422, (data, response.text)
         assert response.json()["detail"].startswith(f"{next(iter(data))}:"), response.json()
     assert client.get("/api/hits/1/image", params={"box": "0"}).status_code == 422
+    for path in ("/api/query", "/api/detect", "/api/images"):  # the form bodies are closed
+        field = "images" if path == "/api/images" else "image"
+        response = client.post(path, files={field: _png()}, data={"topk": "3"})
+        assert response.status_code == 422 and response.json()["detail"].startswith("'topk': not a field")
     for data in ({"box": ""}, {"box": "  "}, {"box": " 48, 12 ,112 , 108 "}, {"rerank": "false"}):
         assert client.post("/api/query", files={"image": _png()}, data=data).status_code == 200, data
 

@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from .. import __version__
 from ..pipelines import Searcher
 from .budget import DEFAULT_PIXEL_BUDGET, PixelBudget
+from .contract import closed_forms
 from .guards import LOOPBACK_HOSTS, RequestGuard
 from .limits import DEFAULT_BODY_TIMEOUT_S, BodyLimitMiddleware
 from .routes import router
@@ -78,6 +79,7 @@ def create_app(index_path: str | Path, searcher: Searcher | None = None, *,
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(router)
+    app.openapi = closed_forms(app.openapi)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

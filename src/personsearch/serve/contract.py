@@ -8,7 +8,7 @@ a client generated from the document, or a schema-driven tester, is never surpri
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
@@ -68,3 +68,17 @@ def image_encoding(*fields: str) -> dict[str, Any]:
     """``openapi_extra`` naming the media types of the multipart image parts ``fields``."""
     encoding = {field: {"contentType": ", ".join(IMAGE_TYPES)} for field in fields}
     return {"requestBody": {"content": {"multipart/form-data": {"encoding": encoding}}}}
+
+
+def closed_forms(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """Wrap ``app.openapi``: every form body is declared closed (``additionalProperties: false``), as
+    the routes refuse fields they do not declare (``routes.checked_form``)."""
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for name, body in schema.get("components", {}).get("schemas", {}).items():
+            if name.startswith("Body_"):
+                body["additionalProperties"] = False
+        return schema
+
+    return openapi

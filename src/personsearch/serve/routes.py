@@ -32,13 +32,18 @@ def _probe(request: Request, upload: UploadFile, field: str) -> UploadedImage:
                        service.max_image_pixels)
 
 
-def no_blank(*fields: str):
-    """A dependency refusing these form fields sent empty (422 naming the field): FastAPI would take
-    an empty form value as the field left out, but the document declares them numbers or booleans."""
+def checked_form(*not_blank: str):
+    """A dependency refusing (422 naming the field) form fields the route does not declare (the
+    document closes its form bodies), and the ``not_blank`` fields sent empty: FastAPI would take an
+    empty value as the field left out, but the document declares them numbers or booleans."""
 
     async def check(request: Request) -> None:
         form = await request.form()  # parsed once per request: the route reads the same form
-        for field in fields:
+        known = {param.alias for param in request.scope["route"].dependant.body_params}
+        for field in form.keys():
+            if field not in known:
+                raise ApiError(422, f"{field!r}: not a field of this request (it takes {', '.join(sorted(known))})")
+        for field in not_blank:
             if "" in form.getlist(field):
                 raise ApiError(422, f"{field}: empty; give a value or leave the field out")
 
@@ -53,7 +58,7 @@ JPEG = {200: {"content": {"image/jpeg": {}}, "description": "JPEG image"}}
 
 
 @router.post("/query", tags=["search"], response_model=QueryOut, responses=errors(*UPLOAD),
-             openapi_extra=image_encoding("image"), dependencies=[no_blank("top_k", "rerank")],
+             openapi_extra=image_encoding("image"), dependencies=[checked_form("top_k", "rerank")],
              summary="Search the index for the person in a query image")
 def query(request: Request, image: ImageFile,
           box: Annotated[str, Form(description=BOX_HELP, json_schema_extra=BOX_FIELD)] = "",
@@ -77,7 +82,7 @@ def query(request: Request, image: ImageFile,
 
 
 @router.post("/detect", tags=["search"], response_model=DetectOut, responses=errors(*UPLOAD),
-             openapi_extra=image_encoding("image"), summary="Find the people in an image (to propose query boxes)")
+             openapi_extra=image_encoding("image"), dependencies=[checked_form()], summary="Find the people in an image (to propose query boxes)")
 def detect(request: Request, image: ImageFile) -> dict:
     """Boxes and scores of the people detected in ``image``, most confident first."""
     service = _service(request)
@@ -113,7 +118,8 @@ def stats(request: Request) -> dict:
 
 
 @router.post("/images", tags=["index"], response_model=AddOut, responses=errors(*UPLOAD, 409, 507),
-             openapi_extra=image_encoding("images"), summary="Add images to the index")
+             openapi_extra=image_encoding("images"), dependencies=[checked_form()],
+             summary="Add images to the index")
 def add_images(request: Request,
                images: Annotated[list[UploadFile], File(min_length=1, max_length=MAX_FILES,
                                                         description=f"1 to {MAX_FILES} images; each {IMAGE_HELP}",
