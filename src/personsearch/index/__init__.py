@@ -16,7 +16,7 @@ from .records import (AddReport, DimensionError, EmptyIndexError, IndexCorruptEr
 from .store import PersonIndex
 from .vectors import INDEX_TYPES, VectorSettings
 
-__all__ = ["AddReport", "DimensionError", "EmptyIndexError", "INDEX_TYPES", "IndexCorruptError", "IndexFrame", "IndexHit",
-           "IndexWriteError",
+__all__ = ["AddReport", "DimensionError", "EmptyIndexError", "INDEX_TYPES", "IndexCorruptError", "IndexFrame",
+           "IndexHit", "IndexWriteError",
            "PersonIndex", "QueryPerson", "VectorSettings", "embedding_dim", "load_model", "model_spec",
            "parse_box", "query_person"]

@@ -82,7 +82,8 @@ def query(request: Request, image: ImageFile,
 
 
 @router.post("/detect", tags=["search"], response_model=DetectOut, responses=errors(*UPLOAD),
-             openapi_extra=image_encoding("image"), dependencies=[checked_form()], summary="Find the people in an image (to propose query boxes)")
+             openapi_extra=image_encoding("image"), dependencies=[checked_form()],
+             summary="Find the people in an image (to propose query boxes)")
 def detect(request: Request, image: ImageFile) -> dict:
     """Boxes and scores of the people detected in ``image``, most confident first."""
     service = _service(request)
@@ -95,7 +96,8 @@ def detect(request: Request, image: ImageFile) -> dict:
     return {"width": width, "height": height, "people": people}
 
 
-@router.get("/hits/{person_id}/image", tags=["hits"], response_class=Response, responses={**JPEG, **errors(404, 422)},
+@router.get("/hits/{person_id}/image", tags=["hits"], response_class=Response,
+            responses={**JPEG, **errors(404, 422)},
             summary="The image or video frame of an indexed person, box drawn")
 def hit_image(request: Request, person_id: PersonId,
               box: Annotated[WireBool, Query(description="draw the person's box")] = True) -> Response:
