@@ -1,4 +1,5 @@
-"""A cheap, deterministic stand-in for a searcher, and images made for it (serve tests).
+"""A cheap, deterministic stand-in for a searcher, images and a gallery made for it, and a loopback
+server (serve tests).
 
 Every image that is not almost black holds one "person": the middle of the image. Its embedding is
 the normalised mean colour of the left and right halves of that region, so an image of the same
@@ -7,8 +8,12 @@ two colours finds itself, and other colour pairs rank lower.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
+import time
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -81,3 +86,36 @@ def encode(rgb: np.ndarray, fmt: str = "PNG") -> bytes:
 
 COLOURS = [((220, 30, 30), (30, 30, 220)), ((30, 200, 30), (240, 240, 40)), ((250, 250, 250), (20, 20, 20)),
            ((200, 100, 20), (20, 160, 160)), ((150, 40, 200), (230, 130, 170))]
+
+
+def gallery(folder: Path) -> Path:
+    """An index (model "fake") in ``folder`` of one image per colour pair: person ids 0..4 in COLOURS order."""
+    from personsearch.index import PersonIndex
+
+    paths = []
+    for i, (left, right) in enumerate(COLOURS):
+        paths.append(folder / f"scene{i}.png")
+        Image.fromarray(scene(left, right)).save(paths[-1])
+    index = PersonIndex.create(folder / "index", model="fake", dim=DIM)
+    assert index.add_images(FakeSearcher(), paths, progress=False).people == len(COLOURS)
+    index.close()
+    return folder / "index"
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port, in a thread; yields its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

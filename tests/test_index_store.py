@@ -297,3 +297,24 @@ def test_queries_run_safely_while_an_add_runs(tmp_path):
     writer.join()
     assert not errors and len(seen) == 3 * checks and checks >= 5
     assert len(index) == 120 and max(seen) == 120 and 6 <= min(seen) < 120  # some ran mid-add
+
+
+def test_a_person_s_stored_embedding_and_frame(tmp_path, gallery):
+    folder, _ = gallery
+    index = PersonIndex.create(tmp_path / "idx", model=MODEL, dim=DIM)
+    index.add_images(FakeSearcher(), sorted(folder.iterdir()), progress=False)
+    hit = index.search(_query(5), top_k=1)[0]
+    stored = index.embedding(hit.person_id)
+    assert stored.shape == (DIM,) and stored.dtype == np.float32
+    assert index.search(stored, top_k=1)[0].person_id == hit.person_id  # searching by it finds the person
+    frame = index.frame(hit.person_id)
+    image = Image.open(hit.source)
+    assert (frame.width, frame.height) == image.size
+    assert len(frame.people) == 2 and hit.person_id in [p.person_id for p in frame.people]  # 2 people an image
+    assert {p.source for p in frame.people} == {hit.source}
+    assert [p.person_id for p in frame.people] == sorted(p.person_id for p in frame.people)
+    for unknown in (len(index), 10**6):
+        with pytest.raises(KeyError, match=f"no person {unknown}"):
+            index.embedding(unknown)
+        with pytest.raises(KeyError, match=f"no person {unknown}"):
+            index.frame(unknown)

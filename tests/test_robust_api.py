@@ -20,9 +20,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve_fakes import COLOURS, DIM, FakeSearcher, encode, person_box, scene  # noqa: E402
+from serve_fakes import COLOURS, FakeSearcher, encode, gallery, person_box, scene  # noqa: E402
 
-from personsearch.index import PersonIndex  # noqa: E402
 from personsearch.serve import create_app  # noqa: E402
 from personsearch.serve.budget import PixelBudget  # noqa: E402
 from personsearch.serve.limits import BodyLimitMiddleware  # noqa: E402
@@ -31,20 +30,9 @@ pytestmark = pytest.mark.robustness
 LOCAL = "http://localhost"
 
 
-def _gallery(folder: Path) -> Path:
-    paths = []
-    for i, (left, right) in enumerate(COLOURS):
-        paths.append(folder / f"scene{i}.png")
-        Image.fromarray(scene(left, right)).save(paths[-1])
-    index = PersonIndex.create(folder / "index", model="fake", dim=DIM)
-    index.add_images(FakeSearcher(), paths, progress=False)
-    index.close()
-    return folder / "index"
-
-
 @pytest.fixture(scope="module")
 def index_path(tmp_path_factory) -> Path:
-    return _gallery(tmp_path_factory.mktemp("robust_api"))
+    return gallery(tmp_path_factory.mktemp("robust_api"))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +42,7 @@ def client(index_path) -> TestClient:
 
 @pytest.fixture()
 def fresh(tmp_path) -> TestClient:
-    return TestClient(create_app(_gallery(tmp_path), searcher=FakeSearcher()), base_url=LOCAL)
+    return TestClient(create_app(gallery(tmp_path), searcher=FakeSearcher()), base_url=LOCAL)
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -169,10 +157,12 @@ def test_malformed_multipart_is_a_4xx(client, body, content_type):
         assert isinstance(response.json()["detail"], str)
 
 
-def test_too_many_files_in_one_add_is_a_413(fresh):
+def test_too_many_files_in_one_add_is_a_422_naming_the_field(fresh):
     files = [("images", (f"{i}.png", encode(scene(*COLOURS[0])), "image/png")) for i in range(65)]
     response = fresh.post("/api/images", files=files)
-    assert response.status_code == 413 and "at most 64" in response.json()["detail"]
+    assert response.status_code == 422 and response.json()["detail"].startswith("images: ")
+    assert "at most 64" in response.json()["detail"]
+    assert fresh.get("/api/stats").json()["index"]["people"] == len(COLOURS)
 
 
 def test_16_bit_grey_uploads_keep_their_grey_levels(client):

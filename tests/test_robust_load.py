@@ -4,7 +4,6 @@ count (at most 6 x 40 queries, 2 adds of 10 images) and in time (30 s)."""
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
@@ -14,11 +13,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import uvicorn
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve_fakes import COLOURS, DIM, FakeSearcher, encode, person_box, scene  # noqa: E402
+from serve_fakes import COLOURS, DIM, FakeSearcher, encode, gallery, person_box, scene, serving  # noqa: E402
 
 from personsearch.index import PersonIndex, metadata, vectors  # noqa: E402
 from personsearch.serve import create_app  # noqa: E402
@@ -27,68 +24,44 @@ pytestmark = pytest.mark.robustness
 QUERY_THREADS, MAX_QUERIES, DEADLINE_S = 6, 40, 30.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _gallery(folder: Path) -> Path:
-    paths = []
-    for i, (left, right) in enumerate(COLOURS):
-        paths.append(folder / f"scene{i}.png")
-        Image.fromarray(scene(left, right)).save(paths[-1])
-    index = PersonIndex.create(folder / "index", model="fake", dim=DIM)
-    index.add_images(FakeSearcher(), paths, progress=False)
-    index.close()
-    return folder / "index"
-
-
 def test_concurrent_queries_during_an_add_all_succeed_and_the_index_stays_consistent(tmp_path):
-    index_path = _gallery(tmp_path)
-    port = _free_port()
+    index_path = gallery(tmp_path)
     app = create_app(index_path, searcher=FakeSearcher(delay=0.03))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = threading.Thread(target=server.run, daemon=True)
-    serving.start()
-    start = time.monotonic()
-    while not server.started and time.monotonic() - start < 10:
-        time.sleep(0.02)
-    assert server.started
-    base = f"http://127.0.0.1:{port}"
-    rng = np.random.default_rng(0)
-    new_colours = [tuple(map(tuple, rng.integers(0, 256, (2, 3)).tolist())) for _ in range(20)]
-    box = ",".join(f"{v:g}" for v in person_box(160, 120))
-    failures: list[str] = []
-    answered = [0] * QUERY_THREADS
-    adds: list[httpx.Response] = []
-    adding = threading.Event()
+    with serving(app) as base:
+        start = time.monotonic()
+        rng = np.random.default_rng(0)
+        new_colours = [tuple(map(tuple, rng.integers(0, 256, (2, 3)).tolist())) for _ in range(20)]
+        box = ",".join(f"{v:g}" for v in person_box(160, 120))
+        failures: list[str] = []
+        answered = [0] * QUERY_THREADS
+        adds: list[httpx.Response] = []
+        adding = threading.Event()
 
-    def add() -> None:
-        with httpx.Client(base_url=base, timeout=DEADLINE_S) as client:
-            for batch in (new_colours[:10], new_colours[10:]):
-                files = [("images", (f"n{i}.png", encode(scene(*c)), "image/png")) for i, c in enumerate(batch)]
-                adds.append(client.post("/api/images", files=files, data={"camera": "load"}))
-        adding.set()
+        def add() -> None:
+            with httpx.Client(base_url=base, timeout=DEADLINE_S) as client:
+                for batch in (new_colours[:10], new_colours[10:]):
+                    files = [("images", (f"n{i}.png", encode(scene(*c)), "image/png")) for i, c in enumerate(batch)]
+                    adds.append(client.post("/api/images", files=files, data={"camera": "load"}))
+            adding.set()
 
-    def query(worker: int) -> None:
-        with httpx.Client(base_url=base, timeout=DEADLINE_S) as client:
-            for n in range(MAX_QUERIES):
-                if adding.is_set() or time.monotonic() - start > DEADLINE_S:
-                    return
-                person = (worker + n) % len(COLOURS)
-                files = {"image": ("q.png", encode(scene(*COLOURS[person])), "image/png")}
-                response = client.post("/api/query", files=files, data={"box": box, "top_k": "3"})
-                if response.status_code != 200:
-                    failures.append(f"{response.status_code}: {response.text[:200]}")
-                    continue
-                hit = response.json()["hits"][0]
-                if hit["id"] != person or hit["similarity"] < 0.999:
-                    failures.append(f"query {person} got {hit}")
-                answered[worker] += 1
+        def query(worker: int) -> None:
+            with httpx.Client(base_url=base, timeout=DEADLINE_S) as client:
+                for n in range(MAX_QUERIES):
+                    if adding.is_set() or time.monotonic() - start > DEADLINE_S:
+                        return
+                    person = (worker + n) % len(COLOURS)
+                    files = {"image": ("q.png", encode(scene(*COLOURS[person])), "image/png")}
+                    response = client.post("/api/query", files=files, data={"box": box, "top_k": "3"})
+                    if response.status_code != 200:
+                        failures.append(f"{response.status_code}: {response.text[:200]}")
+                        continue
+                    hit = response.json()["hits"][0]
+                    if hit["id"] != person or hit["similarity"] < 0.999:
+                        failures.append(f"query {person} got {hit}")
+                    answered[worker] += 1
 
-    threads = [threading.Thread(target=add)] + [threading.Thread(target=query, args=(w,)) for w in range(QUERY_THREADS)]
-    try:
+        threads = [threading.Thread(target=add)] + [threading.Thread(target=query, args=(w,))
+                                                    for w in range(QUERY_THREADS)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -98,9 +71,6 @@ def test_concurrent_queries_during_an_add_all_succeed_and_the_index_stays_consis
             stats = client.get("/api/stats").json()
             found = [client.post("/api/query", files={"image": ("q.png", encode(scene(*c)), "image/png")},
                                  data={"box": box, "top_k": "1"}).json()["hits"][0] for c in new_colours]
-    finally:
-        server.should_exit = True
-        serving.join(timeout=10)
     assert failures == [] and sum(answered) >= QUERY_THREADS
     assert [r.status_code for r in adds] == [200, 200] and [r.json()["people"] for r in adds] == [10, 10]
     assert stats["index"]["people"] == len(COLOURS) + 20 and stats["adding"] is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 import threading
 import time
@@ -15,9 +16,8 @@ from PIL import Image
 from fastapi.testclient import TestClient  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve_fakes import COLOURS, DIM, FakeSearcher, encode, person_box, scene  # noqa: E402
+from serve_fakes import COLOURS, DIM, FakeSearcher, encode, gallery, person_box, scene  # noqa: E402
 
-from personsearch.index import PersonIndex  # noqa: E402
 from personsearch.serve import create_app  # noqa: E402
 from personsearch.serve.limits import BodyLimitMiddleware  # noqa: E402
 from personsearch.serve.render import BOX_COLOUR  # noqa: E402
@@ -25,28 +25,16 @@ from personsearch.serve.render import BOX_COLOUR  # noqa: E402
 LIMIT = 200_000
 
 
-def _gallery(folder: Path) -> Path:
-    """An index of one image per colour pair (person ids 0..4 in COLOURS order)."""
-    paths = []
-    for i, (left, right) in enumerate(COLOURS):
-        paths.append(folder / f"scene{i}.png")
-        Image.fromarray(scene(left, right)).save(paths[-1])
-    index = PersonIndex.create(folder / "index", model="fake", dim=DIM)
-    assert index.add_images(FakeSearcher(), paths, progress=False).people == len(COLOURS)
-    index.close()
-    return folder / "index"
-
-
 @pytest.fixture(scope="module")
 def client(tmp_path_factory) -> TestClient:
     """A read-mostly app over a 5-person gallery (tests that add images use ``fresh``)."""
-    index = _gallery(tmp_path_factory.mktemp("serve"))
+    index = gallery(tmp_path_factory.mktemp("serve"))
     return TestClient(create_app(index, searcher=FakeSearcher(), max_upload_bytes=LIMIT), base_url="http://localhost")
 
 
 @pytest.fixture()
 def fresh(tmp_path) -> TestClient:
-    return TestClient(create_app(_gallery(tmp_path), searcher=FakeSearcher(delay=0.02), max_upload_bytes=LIMIT),
+    return TestClient(create_app(gallery(tmp_path), searcher=FakeSearcher(delay=0.02), max_upload_bytes=LIMIT),
                       base_url="http://localhost")
 
 
@@ -63,11 +51,50 @@ def _jpeg_image(response) -> np.ndarray:
 def test_openapi_lists_the_endpoints_with_response_models(client):
     schema = client.get("/openapi.json").json()
     assert {"/api/query", "/api/detect", "/api/hits/{person_id}/image", "/api/hits/{person_id}/thumbnail",
-            "/api/stats", "/api/images"} <= set(schema["paths"])
+            "/api/hits/{person_id}/similar", "/api/hits/{person_id}/people", "/api/stats",
+            "/api/images"} <= set(schema["paths"])
     ok = schema["paths"]["/api/query"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok["$ref"].endswith("/QueryOut")
-    assert {"HitOut", "QueryOut", "DetectOut", "AddOut", "StatsOut", "ErrorOut"} <= set(schema["components"]["schemas"])
+    assert {"HitOut", "QueryOut", "DetectOut", "AddOut", "StatsOut", "ErrorOut", "FrameOut"} <= set(
+        schema["components"]["schemas"])
     assert "413" in schema["paths"]["/api/images"]["post"]["responses"]
+
+
+def test_openapi_declares_one_error_shape_for_every_status_of_every_route(client):
+    schema = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            statuses = operation["responses"]
+            assert "400" in statuses, (method, path)  # Host not served: any route
+            if method == "post":
+                assert {"403", "408", "413", "415", "422", "503"} <= set(statuses), path
+            if "{person_id}" in path:
+                assert {"404", "422"} <= set(statuses), path
+            for status, answer in statuses.items():
+                if status.startswith(("4", "5")):
+                    assert answer["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut"), (path, status)
+
+
+def test_openapi_states_required_fields_formats_and_ranges(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    query = schemas["Body_query_api_query_post"]
+    assert query["required"] == ["image"]
+    assert query["properties"]["image"]["format"] == "binary" and query["properties"]["image"]["minLength"] == 1
+    assert (query["properties"]["top_k"]["minimum"], query["properties"]["top_k"]["maximum"]) == (1, 200)
+    box = query["properties"]["box"]
+    assert box["type"] == "string" and box["format"] == "box"  # never null: multipart has no null
+    pattern = re.compile(box["pattern"])
+    assert all(pattern.search(text) for text in ("", "1,2,30,40", "1.5, 2 ,30.25,40"))
+    assert not any(pattern.search(text) for text in ("1,2,3", "-1,2,3,4", "1e3,2,3,4", "nan,1,2,3", "1 2 3 4"))
+    assert all(body["additionalProperties"] is False for name, body in schemas.items() if name.startswith("Body_"))
+    images = schemas["Body_add_images_api_images_post"]
+    assert images["required"] == ["images"]
+    assert (images["properties"]["images"]["minItems"], images["properties"]["images"]["maxItems"]) == (1, 64)
+    assert images["properties"]["images"]["items"]["format"] == "binary"
+    encoding = client.get("/openapi.json").json()["paths"]["/api/query"]["post"]["requestBody"]["content"][
+        "multipart/form-data"]["encoding"]
+    assert encoding["image"]["contentType"] == "image/jpeg, image/png, image/bmp"
 
 
 def test_docs_page_loads_its_assets_from_this_server(client):
@@ -82,7 +109,7 @@ def test_docs_page_loads_its_assets_from_this_server(client):
 def test_web_page_and_its_files_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" in page.text
-    for name in ("app.js", "style.css"):
+    for name in ("app.js", "viewer.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
 
 
@@ -160,6 +187,57 @@ def test_hits_are_served_by_integer_id_only(client, path, status):
     assert isinstance(response.json()["detail"], str)
     if status == 404 and "999" in path:
         assert "no person with id 999" in response.json()["detail"]
+
+
+def test_search_by_an_indexed_person_uses_its_stored_embedding(client):
+    searcher = client.app.state.service.searcher
+    calls = searcher.calls
+    response = client.get("/api/hits/3/similar", params={"top_k": "3"})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert searcher.calls == calls  # nothing detected or embedded again
+    assert (result["person_id"], result["box_source"], result["width"], result["height"]) == (3, "indexed", 160, 120)
+    assert result["box"] == pytest.approx(person_box(160, 120).tolist()) and result["det_score"] == pytest.approx(0.9)
+    hits = result["hits"]
+    assert len(hits) == 3 and hits[0]["id"] == 3 and hits[0]["similarity"] == pytest.approx(1.0, abs=1e-4)
+    uploaded = client.post("/api/query", files={"image": _png(COLOURS[3])}, data={"top_k": "3"}).json()["hits"]
+    assert [h["id"] for h in hits] == [h["id"] for h in uploaded]  # the same ranking as its image's
+    reranked = client.get("/api/hits/3/similar", params={"top_k": "3", "rerank": "true"}).json()["hits"]
+    assert reranked[0]["id"] == 3 and all(h["rerank_distance"] is not None for h in reranked)
+
+
+def test_the_people_of_a_hit_s_frame(client):
+    response = client.get("/api/hits/2/people")
+    assert response.status_code == 200, response.text
+    frame = response.json()
+    assert (frame["source"], frame["frame"], frame["width"], frame["height"]) == ("scene2.png", None, 160, 120)
+    assert frame["image_url"] == "/api/hits/2/image?box=false"
+    assert [p["id"] for p in frame["people"]] == [2]  # one person per fake scene
+    assert frame["people"][0]["box"] == pytest.approx(person_box(160, 120).tolist())
+    assert frame["people"][0]["thumbnail_url"] == "/api/hits/2/thumbnail"
+
+
+@pytest.mark.parametrize("path", ["/api/hits/999/similar", "/api/hits/999/people", "/api/hits/999/image"])
+def test_an_unknown_person_id_is_a_404_naming_it(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json()["detail"] == "person_id: no person with id 999 in the index"
+
+
+def test_form_values_are_what_the_document_says(client):
+    """Booleans are true or false, numbers are not left empty, the box follows its pattern."""
+    for data in ({"rerank": "1"}, {"rerank": "yes"}, {"top_k": ""}, {"rerank": ""}, {"top_k": "2.5"},
+                 {"box": "1 2 30 40"}, {"box": "1e1,2,30,40"}):
+        response = client.post("/api/query", files={"image": _png()}, data=data)
+        assert response.status_code == 422, (data, response.text)
+        assert response.json()["detail"].startswith(f"{next(iter(data))}:"), response.json()
+    assert client.get("/api/hits/1/image", params={"box": "0"}).status_code == 422
+    for path in ("/api/query", "/api/detect", "/api/images"):  # the form bodies are closed
+        field = "images" if path == "/api/images" else "image"
+        response = client.post(path, files={field: _png()}, data={"topk": "3"})
+        assert response.status_code == 422 and response.json()["detail"].startswith("'topk': not a field")
+    for data in ({"box": ""}, {"box": "  "}, {"box": " 48, 12 ,112 , 108 "}, {"rerank": "false"}):
+        assert client.post("/api/query", files={"image": _png()}, data=data).status_code == 200, data
 
 
 def test_stats(client):

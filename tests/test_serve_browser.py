@@ -8,14 +8,13 @@ fail naming the package to install (`make test` installs both through tools/syst
 from __future__ import annotations
 
 import io
-import threading
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from fastapi.testclient import TestClient
+from serve_fakes import serving
 from system_files import VTEST, require_chromium, require_vtest
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -86,22 +85,10 @@ def test_the_real_model_finds_the_query_person_in_nearby_frames(vtest):
 @pytest.fixture(scope="module")
 def server(vtest):
     """The real app under uvicorn on a free loopback port, in a thread; yields its base URL."""
-    import uvicorn
-
     from personsearch.serve import create_app
 
-    app = create_app(vtest["index"], searcher=vtest["searcher"])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(vtest["index"], searcher=vtest["searcher"])) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -192,12 +179,52 @@ def test_search_by_drawing_a_box_in_the_page(page, server, vtest, tmp_path):
             assert pixels.size and pixels.std() > 15
     canvas = _region(shot, page.locator("#canvas").bounding_box())
     assert canvas.std() > 20
-    # clicking a hit opens its frame; searching from there uses the hit's box
+    # clicking a hit opens its frame; searching from there searches for that indexed person by id
+    second = int(hits.nth(1).get_attribute("data-id"))
     hits.nth(1).click()
     page.wait_for_selector("#viewer[open]")
     page.click("#viewer-query")
-    page.wait_for_function("document.getElementById('box-info').textContent.includes('(hit)')", timeout=20_000)
-    page.wait_for_function("document.getElementById('results-info').textContent.includes('hits')")
+    _wait_for_search_by_id(page, second)
+
+
+def _wait_for_search_by_id(page, person: int) -> None:
+    """Wait until the results are those of the indexed person ``person``, the query box theirs."""
+    page.wait_for_function(f"""() => document.getElementById('results-info').textContent.includes('person #{person}')
+        && document.querySelector('#hits .hit') !== null
+        && document.querySelector('#hits .hit').dataset.id === '{person}'""", timeout=30_000)
+    assert f"(indexed #{person})" in page.text_content("#box-info")
+    assert page.is_hidden("#error")
+
+
+def test_follow_people_by_clicking_them_in_hit_frames(page, server, vtest):
+    """Chained searches: open a hit's frame, click another person in it, and search for them; twice."""
+    import httpx
+
+    page.goto(server + "/")
+    page.set_input_files("#query-file", str(vtest["query"]))
+    page.wait_for_function("document.getElementById('box-info').textContent.includes('(detected)')", timeout=20_000)
+    page.click("#search")
+    page.wait_for_selector("#hits .hit", timeout=30_000)
+    followed: list[int] = []
+    for _ in range(2):
+        hits = page.locator("#hits .hit")
+        ids = [int(hits.nth(i).get_attribute("data-id")) for i in range(hits.count())]
+        frames = {i: httpx.get(f"{server}/api/hits/{i}/people").json()["people"] for i in ids}
+        rank, hit_id, target = next((rank, i, p["id"]) for rank, i in enumerate(ids) for p in frames[i]
+                                    if p["id"] != i and p["id"] not in followed)  # someone else in its frame
+        hits.nth(rank).click()
+        page.wait_for_selector("#viewer[open] #viewer-people .person")
+        boxes = page.locator("#viewer-people .person")
+        assert boxes.count() == len(frames[hit_id]) >= 2  # every person indexed in that frame, clickable
+        assert int(page.locator("#viewer-people .person.current").get_attribute("data-id")) == hit_id
+        person = page.locator(f"#viewer-people .person[data-id='{target}']")
+        area = person.bounding_box()
+        assert area["width"] > 4 and area["height"] > 8  # drawn where the person is, not collapsed
+        person.click()
+        _wait_for_search_by_id(page, target)
+        assert not page.locator("#viewer").evaluate("dialog => dialog.open")
+        followed.append(target)
+    assert len(set(followed)) == 2
 
 
 def test_errors_are_shown_in_the_page(page, server):

@@ -11,11 +11,12 @@ FAISS holds the vectors (exact or approximate by gallery size), SQLite the metad
 
 from .model import embedding_dim, load_model, model_spec
 from .query import QueryPerson, parse_box, query_person
-from .records import AddReport, DimensionError, EmptyIndexError, IndexCorruptError, IndexHit, IndexWriteError
+from .records import (AddReport, DimensionError, EmptyIndexError, IndexCorruptError, IndexFrame, IndexHit,
+                      IndexWriteError)
 from .store import PersonIndex
 from .vectors import INDEX_TYPES, VectorSettings
 
-__all__ = ["AddReport", "DimensionError", "EmptyIndexError", "INDEX_TYPES", "IndexCorruptError", "IndexHit",
-           "IndexWriteError",
+__all__ = ["AddReport", "DimensionError", "EmptyIndexError", "INDEX_TYPES", "IndexCorruptError", "IndexFrame",
+           "IndexHit", "IndexWriteError",
            "PersonIndex", "QueryPerson", "VectorSettings", "embedding_dim", "load_model", "model_spec",
            "parse_box", "query_person"]

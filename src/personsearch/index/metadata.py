@@ -205,6 +205,24 @@ def person_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple
     return out
 
 
+def embedding_of(conn: sqlite3.Connection, person_id: int, dim: int) -> np.ndarray | None:
+    """The (dim,) float32 embedding stored for ``person_id``; None for an unknown id."""
+    row = conn.execute("SELECT embedding FROM people WHERE id = ?", (int(person_id),)).fetchone()
+    return None if row is None else np.frombuffer(row[0], dtype="<f4").astype(np.float32).reshape(dim)
+
+
+def frame_of(conn: sqlite3.Connection, person_id: int) -> tuple[tuple[int, int], list[tuple]] | None:
+    """((width, height), person rows as ``person_rows`` gives them) of the image or frame holding
+    ``person_id``, every person in it included, by id; None for an unknown id."""
+    row = conn.execute("SELECT frames.id, frames.width, frames.height FROM people JOIN frames "
+                       "ON people.frame_id = frames.id WHERE people.id = ?", (int(person_id),)).fetchone()
+    if row is None:
+        return None
+    rows = conn.execute(f"SELECT {PERSON_COLUMNS} FROM {PERSON_JOIN} WHERE people.frame_id = ? ORDER BY people.id",
+                        (row[0],)).fetchall()
+    return (int(row[1]), int(row[2])), rows
+
+
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Numbers of image sources, video sources, indexed video frames, people and skipped files."""
     one = lambda sql: int(conn.execute(sql).fetchone()[0])  # noqa: E731

@@ -34,6 +34,16 @@ class IndexHit:
         return out
 
 
+@dataclass(frozen=True)
+class IndexFrame:
+    """The image or video frame holding an indexed person: its size in pixels and every person
+    indexed in it (by id, that person included; ``similarity`` NaN)."""
+
+    width: int
+    height: int
+    people: list[IndexHit]
+
+
 @dataclass
 class AddReport:
     """What one ``add_images`` / ``add_video`` call did.

@@ -25,7 +25,7 @@ from .frames import read_source
 from .locks import LOCK_NAME, ThreadConnections, WriterLock
 from .metadata import DB_NAME
 from .model import load_model, model_spec
-from .records import DimensionError, EmptyIndexError, IndexHit
+from .records import DimensionError, EmptyIndexError, IndexFrame, IndexHit
 from .rerank import pool_size, rerank_candidates
 from .writing import VECTORS_NAME, Writing
 
@@ -218,10 +218,29 @@ class PersonIndex(Writing):
         """Where person ``person_id`` was seen (similarity NaN); KeyError for an unknown id."""
         rows = metadata.person_rows(self._conns.get(), [int(person_id)])
         if int(person_id) not in rows:
-            n = metadata.count_people(self._conns.get())
-            raise KeyError(f"no person {person_id} in index {self.path} (ids run 0..{n - 1})" if n
-                           else f"no person {person_id}: index {self.path} is empty")
+            raise self._unknown(person_id)
         return _hit(rows[int(person_id)], float("nan"), None)
+
+    def _unknown(self, person_id: int) -> KeyError:
+        n = metadata.count_people(self._conns.get())
+        return KeyError(f"no person {person_id} in index {self.path} (ids run 0..{n - 1})" if n
+                        else f"no person {person_id}: index {self.path} is empty")
+
+    def embedding(self, person_id: int) -> np.ndarray:
+        """The stored (D,) embedding of person ``person_id`` (search with it: no image is decoded or
+        embedded again); KeyError for an unknown id."""
+        found = metadata.embedding_of(self._conns.get(), int(person_id), self.dim)
+        if found is None:
+            raise self._unknown(person_id)
+        return found
+
+    def frame(self, person_id: int) -> IndexFrame:
+        """The image or frame holding person ``person_id``: its size and every person indexed in it."""
+        found = metadata.frame_of(self._conns.get(), int(person_id))
+        if found is None:
+            raise self._unknown(person_id)
+        (width, height), rows = found
+        return IndexFrame(width, height, [_hit(row, float("nan"), None) for row in rows])
 
     def frame_image(self, person_id: int) -> np.ndarray:
         """RGB uint8 image (or decoded video frame) holding person ``person_id``."""

@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from .. import __version__
 from ..pipelines import Searcher
 from .budget import DEFAULT_PIXEL_BUDGET, PixelBudget
+from .contract import closed_forms
 from .guards import LOOPBACK_HOSTS, RequestGuard
 from .limits import DEFAULT_BODY_TIMEOUT_S, BodyLimitMiddleware
 from .routes import router
@@ -24,9 +25,10 @@ from .uploads import MAX_IMAGE_PIXELS, ApiError
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
 STATIC = Path(__file__).parent / "static"
 DESCRIPTION = """Search an index of people seen in images and videos by example: upload an image of the
-person (and the box around them), get the most similar indexed people with their images.
-The web page is at `/`; this documentation works offline (its assets are served locally);
-the raw OpenAPI schema is at `/openapi.json`."""
+person (and the box around them), or name a person already indexed by id, and get the most similar
+indexed people with their images. Every error is answered as `{"detail": "<field>: message"}` with the
+status listed under each route. The web page is at `/`; this documentation works offline (its assets
+are served locally); the raw OpenAPI schema is at `/openapi.json`."""
 
 
 def _field(loc: tuple) -> str:
@@ -77,6 +79,7 @@ def create_app(index_path: str | Path, searcher: Searcher | None = None, *,
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(router)
+    app.openapi = closed_forms(app.openapi)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Optional
+from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from .schemas import AddOut, DetectOut, ErrorOut, QueryOut, StatsOut
+from .contract import (ALWAYS, BOX_FIELD, BOX_HELP, IMAGE_HELP, IMAGE_PART, MAX_CAMERA_CHARS, UPLOAD, WireBool,
+                       errors, image_encoding)
+from .schemas import AddOut, DetectOut, FrameOut, QueryOut, StatsOut
 from .service import SearchService
 from .uploads import ApiError, UploadedImage, decode_image, gallery_upload, parse_box, probe_image
 
@@ -16,16 +18,7 @@ MAX_TOP_K = 200
 MAX_FILES = 64  # images in one POST /api/images
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 
-router = APIRouter(prefix="/api")
-
-
-def _errors(*codes: int) -> dict:
-    text = {404: "unknown person id", 409: "another process is writing the index",
-            413: "upload over the size or pixel limit", 415: "not an image",
-            422: "invalid field (the message names it), or no person found in the query image",
-            503: "the server is busy decoding other images: try again shortly",
-            507: "the index could not be written (disk full?)"}
-    return {code: {"model": ErrorOut, "description": text[code]} for code in codes}
+router = APIRouter(prefix="/api", responses=errors(*ALWAYS))
 
 
 def _service(request: Request) -> SearchService:
@@ -39,18 +32,38 @@ def _probe(request: Request, upload: UploadFile, field: str) -> UploadedImage:
                        service.max_image_pixels)
 
 
-ImageFile = Annotated[UploadFile, File(description="a JPEG, PNG or BMP image")]
+def checked_form(*not_blank: str):
+    """A dependency refusing (422 naming the field) form fields the route does not declare (the
+    document closes its form bodies), and the ``not_blank`` fields sent empty: FastAPI would take an
+    empty value as the field left out, but the document declares them numbers or booleans."""
+
+    async def check(request: Request) -> None:
+        form = await request.form()  # parsed once per request: the route reads the same form
+        known = {param.alias for param in request.scope["route"].dependant.body_params}
+        for field in form.keys():
+            if field not in known:
+                raise ApiError(422, f"{field!r}: not a field of this request (it takes {', '.join(sorted(known))})")
+        for field in not_blank:
+            if "" in form.getlist(field):
+                raise ApiError(422, f"{field}: empty; give a value or leave the field out")
+
+    return Depends(check)
+
+
+ImageFile = Annotated[UploadFile, File(description=IMAGE_HELP, json_schema_extra=IMAGE_PART)]
 PersonId = Annotated[int, Path(ge=0, le=MAX_ID, description="person id from a hit")]
+TopK = Query(ge=1, le=MAX_TOP_K, description="number of hits")
+Rerank = Query(description="re-rank the hits (slower, often better)")
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "JPEG image"}}
 
 
-@router.post("/query", tags=["search"], response_model=QueryOut, responses=_errors(413, 415, 422, 503),
+@router.post("/query", tags=["search"], response_model=QueryOut, responses=errors(*UPLOAD),
+             openapi_extra=image_encoding("image"), dependencies=[checked_form("top_k", "rerank")],
              summary="Search the index for the person in a query image")
 def query(request: Request, image: ImageFile,
-          box: Annotated[Optional[str], Form(description="query box 'x1,y1,x2,y2' in pixels; "
-                                                          "leave out to use the most confident detection")] = None,
+          box: Annotated[str, Form(description=BOX_HELP, json_schema_extra=BOX_FIELD)] = "",
           top_k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="number of hits")] = 10,
-          rerank: Annotated[bool, Form(description="re-rank the hits (slower, often better)")] = False) -> dict:
+          rerank: Annotated[WireBool, Form(description="re-rank the hits (slower, often better)")] = False) -> dict:
     """Rank the indexed people by similarity to the person in ``box`` of ``image``.
 
     Without a box the people in the image are detected and the most confident one is used; the
@@ -68,7 +81,8 @@ def query(request: Request, image: ImageFile,
     return {**result, "width": width, "height": height, "took_ms": 1000 * (time.perf_counter() - start)}
 
 
-@router.post("/detect", tags=["search"], response_model=DetectOut, responses=_errors(413, 415, 422, 503),
+@router.post("/detect", tags=["search"], response_model=DetectOut, responses=errors(*UPLOAD),
+             openapi_extra=image_encoding("image"), dependencies=[checked_form()],
              summary="Find the people in an image (to propose query boxes)")
 def detect(request: Request, image: ImageFile) -> dict:
     """Boxes and scores of the people detected in ``image``, most confident first."""
@@ -82,15 +96,17 @@ def detect(request: Request, image: ImageFile) -> dict:
     return {"width": width, "height": height, "people": people}
 
 
-@router.get("/hits/{person_id}/image", tags=["hits"], response_class=Response, responses={**JPEG, **_errors(404)},
+@router.get("/hits/{person_id}/image", tags=["hits"], response_class=Response,
+            responses={**JPEG, **errors(404, 422)},
             summary="The image or video frame of an indexed person, box drawn")
 def hit_image(request: Request, person_id: PersonId,
-              box: Annotated[bool, Query(description="draw the person's box")] = True) -> Response:
+              box: Annotated[WireBool, Query(description="draw the person's box")] = True) -> Response:
     """The whole image or frame holding person ``person_id`` as JPEG, with the box outlined unless ``box=false``."""
     return Response(_service(request).frame_jpeg(person_id, draw_box=box), media_type="image/jpeg")
 
 
-@router.get("/hits/{person_id}/thumbnail", tags=["hits"], response_class=Response, responses={**JPEG, **_errors(404)},
+@router.get("/hits/{person_id}/thumbnail", tags=["hits"], response_class=Response,
+            responses={**JPEG, **errors(404, 422)},
             summary="A small crop of an indexed person")
 def hit_thumbnail(request: Request, person_id: PersonId) -> Response:
     """The crop around person ``person_id``, 160 px tall, as JPEG."""
@@ -103,11 +119,15 @@ def stats(request: Request) -> dict:
     return _service(request).stats()
 
 
-@router.post("/images", tags=["index"], response_model=AddOut, responses=_errors(409, 413, 415, 422, 503, 507),
+@router.post("/images", tags=["index"], response_model=AddOut, responses=errors(*UPLOAD, 409, 507),
+             openapi_extra=image_encoding("images"), dependencies=[checked_form()],
              summary="Add images to the index")
-def add_images(request: Request, images: Annotated[list[UploadFile], File(description="one or more images")],
-               camera: Annotated[Optional[str], Form(description="camera name stored with the people found")] = None
-               ) -> dict:
+def add_images(request: Request,
+               images: Annotated[list[UploadFile], File(min_length=1, max_length=MAX_FILES,
+                                                        description=f"1 to {MAX_FILES} images; each {IMAGE_HELP}",
+                                                        json_schema_extra={"items": {"type": "string", **IMAGE_PART}})],
+               camera: Annotated[str, Form(max_length=MAX_CAMERA_CHARS,
+                                           description="camera name stored with the people found")] = "") -> dict:
     """Detect the people in the uploaded images and add them to the index.
 
     One add runs at a time (others wait); queries keep being answered meanwhile. Any file that is
@@ -116,8 +136,6 @@ def add_images(request: Request, images: Annotated[list[UploadFile], File(descri
     """
     start = time.perf_counter()
     service = _service(request)
-    if len(images) > MAX_FILES:
-        raise ApiError(413, f"images: {len(images)} files in one request; send at most {MAX_FILES}")
     probes = [_probe(request, upload, "images") for upload in images]
     uploads = []
     for probe in probes:  # decoded one at a time to check them and store them upright; pixels dropped
@@ -125,3 +143,22 @@ def add_images(request: Request, images: Annotated[list[UploadFile], File(descri
             uploads.append(gallery_upload(probe, "images"))
     report = service.add(uploads, camera or None)
     return {**report, "took_ms": 1000 * (time.perf_counter() - start)}
+
+
+@router.get("/hits/{person_id}/similar", tags=["hits"], response_model=QueryOut, responses=errors(404, 422),
+            summary="Search the index for an indexed person (follow them across cameras)")
+def similar(request: Request, person_id: PersonId, top_k: Annotated[int, TopK] = 10,
+            rerank: Annotated[WireBool, Rerank] = False) -> dict:
+    """Rank the indexed people by similarity to person ``person_id``, using the embedding stored
+    when it was indexed (no image is decoded or embedded). The person itself comes first."""
+    start = time.perf_counter()
+    result = _service(request).query_by_id(person_id, top_k, rerank, root=request.scope.get("root_path", ""))
+    return {**result, "took_ms": 1000 * (time.perf_counter() - start)}
+
+
+@router.get("/hits/{person_id}/people", tags=["hits"], response_model=FrameOut, responses=errors(404, 422),
+            summary="The people indexed in the image or frame of an indexed person")
+def frame_people(request: Request, person_id: PersonId) -> dict:
+    """The image or video frame holding person ``person_id`` (its size and plain image URL) and every
+    person indexed in it, by id: click one to search for them next."""
+    return _service(request).frame_json(person_id, root=request.scope.get("root_path", ""))

@@ -49,16 +49,43 @@ class HitOut(BaseModel):
 
 
 class QueryOut(BaseModel):
-    """Search results for one query person."""
+    """Search results for one query person: one in an uploaded image, or one already indexed."""
 
-    box: Box = Field(description="the query box that was used, in pixels of the query image")
-    box_source: Literal["given", "detected"] = Field(
-        description="'given' if the request named the box, 'detected' if the most confident detection was used")
-    det_score: Optional[float] = Field(None, description="detector confidence of the query box when detected")
-    width: int
-    height: int
+    box: Box = Field(description="the query box that was used, in pixels of the query image (or of the indexed "
+                                 "person's image or frame)")
+    box_source: Literal["given", "detected", "indexed"] = Field(
+        description="'given' if the request named the box, 'detected' if the most confident detection was used, "
+                    "'indexed' for a query by the id of an indexed person (its stored embedding)")
+    det_score: Optional[float] = Field(None, description="detector confidence of the query box when detected "
+                                                         "or indexed")
+    person_id: Optional[int] = Field(None, description="the indexed person queried by id (None for an upload)")
+    width: int = Field(description="width of the query image (or of the indexed person's image or frame)")
+    height: int = Field(description="height of the query image (or of the indexed person's image or frame)")
     hits: list[HitOut]
     took_ms: float
+
+
+class FramePersonOut(BaseModel):
+    """A person indexed in an image or video frame."""
+
+    id: int = Field(description="person id in the index (query by it with /api/hits/{id}/similar)")
+    box: Box = Field(description="[x1, y1, x2, y2] in pixels of the image or frame")
+    det_score: float = Field(description="detector confidence")
+    thumbnail_url: str = Field(description="the person crop (small JPEG)")
+
+
+class FrameOut(BaseModel):
+    """The image or video frame holding an indexed person, and every person indexed in it."""
+
+    source: str = Field(description="name of the image or video file (no folder)")
+    frame: Optional[int] = Field(None, description="video frame number (None for still images)")
+    timestamp: Optional[float] = Field(None, description="seconds into the video (None for still images)")
+    camera: Optional[str] = None
+    width: int = Field(description="width of the image or frame in pixels (the boxes' frame)")
+    height: int = Field(description="height of the image or frame in pixels")
+    image_url: str = Field(description="the image or frame without boxes drawn (JPEG; may be scaled down: "
+                                       "place boxes by width and height)")
+    people: list[FramePersonOut] = Field(description="every person indexed in it, by id, the asked one included")
 
 
 class SkippedOut(BaseModel):

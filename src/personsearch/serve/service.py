@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..index import EmptyIndexError, IndexHit, PersonIndex, query_person
+from ..index import EmptyIndexError, IndexFrame, IndexHit, PersonIndex, query_person
 from ..index.frames import source_key
 from ..pipelines import Searcher
 from .budget import PixelBudget
@@ -95,13 +95,28 @@ class SearchService:
         if box is None and person.detected == 0:
             raise ApiError(422, "no person was found in the query image: draw a box around the person "
                                 "(form field 'box' = x1,y1,x2,y2)")
+        return {"box": person.box, "box_source": "given" if box is not None else "detected",
+                "det_score": person.det_score, "person_id": None,
+                "hits": self._search(person.embedding, top_k, rerank, root)}
+
+    def query_by_id(self, person_id: int, top_k: int, rerank: bool, root: str = "") -> dict:
+        """Hits for the indexed person ``person_id``, searched with their stored embedding (nothing is
+        decoded or embedded again); the person comes first. ApiError 404 naming ``person_id`` if unknown."""
+        frame, person = self._frame(person_id)
+        try:
+            embedding = self.index.embedding(person_id)
+        except KeyError:
+            raise self._unknown(person_id) from None
+        return {"box": person.box, "box_source": "indexed", "det_score": person.det_score, "person_id": person_id,
+                "width": frame.width, "height": frame.height, "hits": self._search(embedding, top_k, rerank, root)}
+
+    def _search(self, embedding: np.ndarray, top_k: int, rerank: bool, root: str) -> list[dict]:
         self._refresh()
         try:
-            hits = self.index.search(person.embedding, top_k=top_k, rerank=rerank)
+            hits = self.index.search(embedding, top_k=top_k, rerank=rerank)
         except EmptyIndexError:
             hits = []
-        return {"box": person.box, "box_source": "given" if box is not None else "detected",
-                "det_score": person.det_score, "hits": [self.hit_json(h, root) for h in hits]}
+        return [self.hit_json(h, root) for h in hits]
 
     def _refresh(self) -> None:
         """Pick up people another process (``personsearch index add``) committed, at most once a second."""
@@ -120,12 +135,33 @@ class SearchService:
                 "image_url": f"{base}/image", "thumbnail_url": f"{base}/thumbnail"}
 
     # -- indexed people -----------------------------------------------------------------------
+    @staticmethod
+    def _unknown(person_id: int) -> ApiError:
+        return ApiError(404, f"person_id: no person with id {person_id} in the index")
+
     def hit(self, person_id: int) -> IndexHit:
-        """The indexed person ``person_id``; ApiError 404 if there is none."""
+        """The indexed person ``person_id``; ApiError 404 naming ``person_id`` if there is none."""
         try:
             return self.index.hit(person_id)
         except KeyError:
-            raise ApiError(404, f"no person with id {person_id} in the index") from None
+            raise self._unknown(person_id) from None
+
+    def _frame(self, person_id: int) -> tuple[IndexFrame, IndexHit]:
+        """(the frame holding ``person_id``, that person); ApiError 404 naming ``person_id`` if unknown."""
+        try:
+            frame = self.index.frame(person_id)
+        except KeyError:
+            raise self._unknown(person_id) from None
+        return frame, next(p for p in frame.people if p.person_id == person_id)
+
+    def frame_json(self, person_id: int, root: str = "") -> dict:
+        """The image or frame holding ``person_id`` and every person indexed in it, as the API returns it."""
+        frame, person = self._frame(person_id)
+        people = [{"id": p.person_id, "box": tuple(p.box), "det_score": p.det_score,
+                   "thumbnail_url": f"{root}/api/hits/{p.person_id}/thumbnail"} for p in frame.people]
+        return {"source": public_name(person.source), "frame": person.frame, "timestamp": person.timestamp,
+                "camera": person.camera, "width": frame.width, "height": frame.height,
+                "image_url": f"{root}/api/hits/{person_id}/image?box=false", "people": people}
 
     def _render(self, kind: str, person_id: int, draw) -> bytes:
         key = (kind, person_id)
@@ -135,7 +171,7 @@ class SearchService:
             try:
                 frame = self.index.frame_image(person_id)
             except (FileNotFoundError, ValueError) as err:
-                raise ApiError(404, f"the image of person {person_id} cannot be read any more: "
+                raise ApiError(404, f"person_id: the image of person {person_id} cannot be read any more: "
                                     f"{scrub(str(err), [hit.source])}") from None
             cached = draw(frame, hit.box)
             self._jpegs.put(key, cached)

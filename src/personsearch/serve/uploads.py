@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +14,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..data.images import IMAGE_EXTENSIONS, to_rgb
 from ..pipelines import check_boxes
 from ..utils.files import atomic_write_bytes
+from .contract import BOX_TEXT
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # default cap on one image's declared size, checked before decoding
 MIN_SIDE = 8  # narrower images hold no person (and detectors refuse them)
 _GENERIC_TYPES = ("", "application/octet-stream")  # what clients send when they do not know
 _ORIENTATION = 0x0112  # EXIF tag
 _PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+_BLANK = re.compile(" *")
+_BOX = re.compile(BOX_TEXT)
 
 
 class ApiError(Exception):
@@ -119,9 +123,11 @@ def gallery_upload(upload: UploadedImage, field: str = "images") -> UploadedImag
 def parse_box(text: str | None, width: int, height: int) -> np.ndarray | None:
     """``"x1,y1,x2,y2"`` -> (4,) float32 box in an image of ``width`` x ``height``; None if empty.
 
-    Raises ApiError 422 naming the ``box`` field for anything else.
+    Accepts exactly what ``contract.BOX_PATTERN`` describes (non-negative decimal numbers, commas,
+    spaces around them) for a box with area that overlaps the image. Raises ApiError 422 naming
+    the ``box`` field for anything else.
     """
-    if text is None or not text.strip():
+    if text is None or _BLANK.fullmatch(text):
         return None
     parts = [p for p in text.replace(" ", ",").split(",") if p]
     try:
@@ -131,9 +137,13 @@ def parse_box(text: str | None, width: int, height: int) -> np.ndarray | None:
     if len(values) != 4:
         raise ApiError(422, f"box: '{text}' has {len(values)} numbers; give four: x1,y1,x2,y2")
     try:
-        return check_boxes([values], width, height, "box")[0]
+        box = check_boxes([values], width, height, "box")[0]
     except ValueError as err:
         raise ApiError(422, str(err).replace("box[0]", "box", 1)) from None
+    if not _BOX.fullmatch(text):
+        raise ApiError(422, f"box: '{text}' is not written x1,y1,x2,y2 with non-negative decimal numbers "
+                            "(digits and one optional decimal point each, separated by commas)")
+    return box
 
 
 def store_upload(upload: UploadedImage, folder: Path) -> tuple[Path, bool]:

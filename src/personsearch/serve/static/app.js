@@ -5,13 +5,16 @@ const $ = (id) => document.getElementById(id);
 const state = {
   file: null,        // the query image as uploaded (File or Blob)
   image: null,       // its decoded HTMLImageElement
-  scale: 1,          // canvas pixels per image pixel
-  people: [],        // detections proposed by /api/detect: [{box, score}]
-  box: null,         // the query box [x1, y1, x2, y2] in image pixels
-  boxSource: null,   // "drawn", "detected" or "hit"
+  size: null,        // {width, height}: the pixels boxes are given in (an indexed frame may be shown scaled)
+  scale: 1,          // canvas pixels per box pixel
+  people: [],        // proposals: detections [{box, score}] or a frame's indexed people [{box, score, id}]
+  box: null,         // the query box [x1, y1, x2, y2] in box pixels
+  boxSource: null,   // "drawn", "detected" or "indexed #id"
+  personId: null,    // the indexed person searched for by id (their stored embedding), else null
   drag: null,        // {x0, y0, x1, y1} while the mouse draws a box
   maxUpload: Infinity,
   viewerHit: null,
+  viewerFrame: null,
 };
 
 // ---- errors and requests -------------------------------------------------------------------
@@ -112,9 +115,10 @@ function normalise(drag) {
   return [Math.min(drag.x0, drag.x1), Math.min(drag.y0, drag.y1), Math.max(drag.x0, drag.x1), Math.max(drag.y0, drag.y1)];
 }
 
-function setBox(box, source) {
+function setBox(box, source, personId = null) {
   state.box = box;
   state.boxSource = box ? source : null;
+  state.personId = box ? personId : null;
   $("box-info").textContent = box ? `query box (${source}): ${box.map((v) => Math.round(v)).join(", ")}` : "no box: the most confident person will be used";
   draw();
 }
@@ -124,7 +128,7 @@ function imagePoint(event) {
   const rect = canvas.getBoundingClientRect();
   const x = ((event.clientX - rect.left) * canvas.width) / rect.width / state.scale;
   const y = ((event.clientY - rect.top) * canvas.height) / rect.height / state.scale;
-  return [Math.max(0, Math.min(state.image.width, x)), Math.max(0, Math.min(state.image.height, y))];
+  return [Math.max(0, Math.min(state.size.width, x)), Math.max(0, Math.min(state.size.height, y))];
 }
 
 function onPointerDown(event) {
@@ -153,13 +157,14 @@ function onPointerUp(event) {
   const [x, y] = imagePoint(event);
   const inside = state.people.filter(({ box: b }) => x >= b[0] && x <= b[2] && y >= b[1] && y <= b[3]);
   inside.sort((a, b) => (a.box[2] - a.box[0]) * (a.box[3] - a.box[1]) - (b.box[2] - b.box[0]) * (b.box[3] - b.box[1]));
-  if (inside.length) setBox(inside[0].box.slice(), "detected");
-  else draw();
+  const person = inside[0];
+  if (!person) draw();
+  else if (person.id !== undefined) setBox(person.box.slice(), `indexed #${person.id}`, person.id);
+  else setBox(person.box.slice(), "detected");
 }
 
-async function loadQuery(blob, name, box = null) {
-  clearError();
-  checkSize(blob);
+// Show ``blob`` on the canvas as the query image; boxes are in ``size`` pixels (default: the image's own).
+async function showQueryImage(blob, name, size = null) {
   const url = URL.createObjectURL(blob);
   const image = new Image();
   try {
@@ -170,17 +175,24 @@ async function loadQuery(blob, name, box = null) {
   }
   state.file = blob;
   state.image = image;
+  state.size = size || { width: image.width, height: image.height };
   state.people = [];
   const wrap = $("canvas-wrap");
   const maxWidth = Math.max(320, Math.min(960, wrap.clientWidth || 640));
-  state.scale = Math.min(1.5, maxWidth / image.width, 720 / image.height);
+  state.scale = Math.min(1.5, maxWidth / state.size.width, 720 / state.size.height);
   const canvas = $("canvas");
-  canvas.width = Math.round(image.width * state.scale);
-  canvas.height = Math.round(image.height * state.scale);
+  canvas.width = Math.round(state.size.width * state.scale);
+  canvas.height = Math.round(state.size.height * state.scale);
   $("placeholder").hidden = true;
-  $("query-name").textContent = `${name} (${image.width}×${image.height})`;
+  $("query-name").textContent = `${name} (${state.size.width}×${state.size.height})`;
   $("search").disabled = false;
-  setBox(box, box ? "hit" : null);
+  setBox(null);
+}
+
+async function loadQuery(blob, name) {
+  clearError();
+  checkSize(blob);
+  await showQueryImage(blob, name);
   await detectPeople();
 }
 
@@ -221,7 +233,8 @@ function renderHits(result) {
   list.replaceChildren();
   $("no-results").hidden = result.hits.length > 0;
   $("no-results").textContent = "No indexed person to show: the index is empty. Add images below.";
-  $("results-info").textContent = `${result.hits.length} hits · ${Math.round(result.took_ms)} ms`;
+  const who = result.person_id === null || result.person_id === undefined ? "" : ` · person #${result.person_id}`;
+  $("results-info").textContent = `${result.hits.length} hits${who} · ${Math.round(result.took_ms)} ms`;
   result.hits.forEach((hit, rank) => {
     const item = element("li", "hit");
     item.dataset.id = hit.id;
@@ -250,46 +263,39 @@ function renderHits(result) {
   });
 }
 
+// An indexed person is searched for by id; anyone else by uploading the query image and box.
+function searchRequest() {
+  const topK = $("top-k").value || "10";
+  const rerank = $("rerank").checked ? "true" : "false";
+  if (state.personId !== null) {
+    const query = new URLSearchParams({ top_k: topK, rerank });
+    return api(`/api/hits/${state.personId}/similar?${query}`);
+  }
+  const form = new FormData();
+  form.append("image", state.file, "query");
+  const k = state.image.naturalWidth / state.size.width;  // box pixels -> pixels of the uploaded image
+  if (state.box) form.append("box", state.box.map((v) => (v * k).toFixed(1)).join(","));
+  form.append("top_k", topK);
+  form.append("rerank", rerank);
+  return api("/api/query", { method: "POST", body: form });
+}
+
 async function runSearch() {
   if (!state.file) return;
   clearError();
-  const form = new FormData();
-  form.append("image", state.file, "query");
-  if (state.box) form.append("box", state.box.map((v) => v.toFixed(1)).join(","));
-  form.append("top_k", $("top-k").value || "10");
-  form.append("rerank", $("rerank").checked ? "true" : "false");
   const button = $("search");
   button.disabled = true;
   button.textContent = "Searching…";
   try {
-    const result = await api("/api/query", { method: "POST", body: form });
-    if (result.box_source === "detected") setBox(result.box, "detected");
+    const result = await searchRequest();
+    const k = state.size.width / state.image.naturalWidth;  // uploaded image pixels -> box pixels
+    if (result.box_source === "detected") setBox(result.box.map((v) => v * k), "detected");
     renderHits(result);
   } catch (err) {
     showError(`Search: ${err.message}`);
   } finally {
     button.disabled = false;
     button.textContent = "Search";
-  }
-}
-
-function openViewer(hit) {
-  state.viewerHit = hit;
-  $("viewer-img").src = hit.image_url;
-  $("viewer-caption").textContent = `${place(hit)} · similarity ${hit.similarity.toFixed(3)} · id ${hit.id}`;
-  $("viewer").showModal();
-}
-
-async function queryFromViewer() {
-  const hit = state.viewerHit;
-  $("viewer").close();
-  try {
-    const response = await fetch(`${hit.image_url}?box=false`);
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    await loadQuery(await response.blob(), `person ${hit.id}`, hit.box.slice());
-    await runSearch();
-  } catch (err) {
-    showError(`Query from hit: ${err.message}`);
   }
 }
 
