@@ -84,9 +84,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
     Accepts a bare state_dict or one nested under ``state_dict`` / ``model`` / ``module`` /
     ``teacher`` (DINO-style); strips
     DDP's ``module.`` prefix; from a whole ReidModel checkpoint keeps only the ``backbone.`` entries
-    (prefix removed). Loaded with ``weights_only=True``: no code in the file is executed.
+    (prefix removed). A training run folder stands for its final weights (``model_final.pt``).
+    Loaded with ``weights_only=True``: no code in the file is executed.
     """
     path = Path(path)
+    if path.is_dir():
+        if not (path / "model_final.pt").is_file():
+            raise FileNotFoundError(f"{path}: a folder, but not a finished training run (no model_final.pt)")
+        path = path / "model_final.pt"
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
