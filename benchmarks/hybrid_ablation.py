@@ -92,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-epochs", type=int, default=3, help="epochs on the full training set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="extra", action="append", default=[], help="KEY=VALUE for every run")
+    parser.add_argument("--pretrain-set", dest="pre_extra", action="append", default=[],
+                        help="KEY=VALUE for the pre-training runs (e.g. data.crop_mode=paste)")
     args = parser.parse_args(argv)
     SCALES[args.scale]["all"] = [*SCALES[args.scale]["all"], *args.extra]
+    SCALES[args.scale]["pretrain"] = [*SCALES[args.scale]["pretrain"], *args.pre_extra]
     weights = pretrain(args.synth, args.out, args.scale, args.pretrain_epochs, args.seed)
     rows = []
     for dataset in args.datasets.split(","):
