@@ -22,6 +22,7 @@ METHODS: dict[str, str] = {
     "detector": "personsearch.methods.detector.recipe:DetectorRecipe",
     "two_step": "personsearch.methods.two_step.recipe:TwoStepRecipe",
     "dkd": "personsearch.methods.dkd.recipe:DkdRecipe",
+    "hybrid_pretrain": "personsearch.methods.hybrid.recipe:HybridRecipe",
 }
 
 METHODS_DIR = Path(__file__).resolve().parent

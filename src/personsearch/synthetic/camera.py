@@ -8,14 +8,14 @@ per-frame lighting, blur, noise, JPEG quality) is random per frame around the ca
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import special
 
-from personsearch.synthetic.config import Difficulty
+from personsearch.synthetic.config import Difficulty, SubtaskDomain
 
 RGB = tuple[int, int, int]
 VIEW_ORDER = ("front", "back", "left", "right")
@@ -137,9 +137,16 @@ def sample_camera(rng: np.random.Generator, difficulty: Difficulty) -> Camera:
     )
 
 
-def sample_cameras(n: int, rng: np.random.Generator, difficulty: Difficulty) -> list[Camera]:
-    """``n`` cameras with different backgrounds, perspective, colour cast and image quality."""
-    return [sample_camera(rng, difficulty) for _ in range(n)]
+def sample_cameras(n: int, rng: np.random.Generator, difficulty: Difficulty,
+                   domain: SubtaskDomain | None = None) -> list[Camera]:
+    """``n`` cameras with different backgrounds, perspective, colour cast and image quality; a
+    non-neutral ``domain`` then shifts their look (no random draw changes: same scenes otherwise)."""
+    cameras = [sample_camera(rng, difficulty) for _ in range(n)]
+    if domain is None or domain.neutral:
+        return cameras
+    return [replace(c, cast=tuple(float(g * t) for g, t in zip(c.cast, domain.tint)),  # type: ignore[arg-type]
+                    brightness=c.brightness * domain.brightness,
+                    blur=min(difficulty.blur_max, c.blur + domain.blur)) for c in cameras]
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:

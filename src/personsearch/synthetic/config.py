@@ -113,6 +113,25 @@ class UnlabeledSizes(_ValidSizes):
 
 
 @dataclass(frozen=True)
+class SubtaskDomain:
+    """A systematic look of the sub-task outputs' cameras (``market1501/``, ``detection/``,
+    ``unlabeled/``) against the person search ones, for hybrid pre-training's alignment to have a
+    gap to close. Neutral by default (outputs byte-identical to a config without it)."""
+
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)  # RGB gains multiplied into every camera's colour cast
+    brightness: float = 1.0  # factor on every camera's brightness
+    blur: float = 0.0  # extra base blur radius (pixels at output size), capped by difficulty.blur_max
+
+    def __post_init__(self) -> None:
+        if len(self.tint) != 3 or min(self.tint) <= 0 or self.brightness <= 0 or self.blur < 0:
+            raise ValueError(f"subtask_domain: tint must be 3 positive gains, brightness > 0, blur >= 0; got {self}")
+
+    @property
+    def neutral(self) -> bool:
+        return tuple(self.tint) == (1.0, 1.0, 1.0) and self.brightness == 1.0 and self.blur == 0.0
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """Everything that defines one synthetic benchmark. Same config + seed = same bytes."""
 
@@ -124,6 +143,7 @@ class SynthConfig:
     detection: DetectionSizes = field(default_factory=DetectionSizes)
     unlabeled: UnlabeledSizes = field(default_factory=UnlabeledSizes)
     gallery_sizes: tuple[int, ...] = (10, 50)  # CUHK-SYSU TestG{N} files to write (N < test scenes)
+    subtask_domain: SubtaskDomain = field(default_factory=SubtaskDomain)  # look of market1501/detection/unlabeled
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -159,5 +179,9 @@ def make_config(preset: str = "tiny", overrides: dict[str, Any] | None = None, s
 
 
 def config_to_dict(cfg: SynthConfig) -> dict[str, Any]:
-    """Plain nested dict (tuples as lists) for YAML/JSON dumps."""
-    return to_plain(cfg)
+    """Plain nested dict (tuples as lists) for YAML/JSON dumps; a neutral ``subtask_domain`` is left
+    out, so configs from before the knob existed dump (and generate) the same bytes."""
+    plain = to_plain(cfg)
+    if cfg.subtask_domain.neutral:
+        del plain["subtask_domain"]
+    return plain

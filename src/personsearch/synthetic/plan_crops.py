@@ -66,7 +66,7 @@ def plan_market(cfg: SynthConfig, out: Path, seed: tuple[int, ...]) -> list[Crop
     """Every crop of the Market-1501-format dataset (train, query, gallery, distractors, junk)."""
     sizes, diff = cfg.market, cfg.difficulty
     rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
-    cameras = sample_cameras(sizes.cameras, rng, diff)
+    cameras = sample_cameras(sizes.cameras, rng, diff, cfg.subtask_domain)
     n_ids = sizes.train_ids + sizes.test_ids
     n_extra = max(1, sizes.distractors // 3)
     identities = sample_identities(n_ids + n_extra, rng, diff)
@@ -99,7 +99,7 @@ def plan_unlabeled(cfg: SynthConfig, out: Path, seed: tuple[int, ...]) -> list[C
     """A flat folder of unlabeled crops (LUPerson-style) for self-supervised pre-training."""
     sizes: UnlabeledSizes = cfg.unlabeled
     rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
-    cameras = sample_cameras(sizes.cameras, rng, cfg.difficulty)
+    cameras = sample_cameras(sizes.cameras, rng, cfg.difficulty, cfg.subtask_domain)
     identities = sample_identities(max(1, sizes.identities), rng, cfg.difficulty)
     tasks = []
     for k in range(sizes.images):

@@ -94,7 +94,7 @@ def plan_identity_scenes(sizes: SceneSizes, cfg: SynthConfig, seed: tuple[int, .
 def plan_detection(sizes: DetectionSizes, cfg: SynthConfig, seed: tuple[int, ...], folder: Path) -> list[PlannedScene]:
     """Detection-only scenes: persons without identities, from cameras seen nowhere else."""
     rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
-    cameras = sample_cameras(sizes.cameras, rng, cfg.difficulty)
+    cameras = sample_cameras(sizes.cameras, rng, cfg.difficulty, cfg.subtask_domain)
     people = sample_identities(max(8, sizes.images * 2), rng, cfg.difficulty)
     lo, hi = sizes.people_per_scene
     planned = []

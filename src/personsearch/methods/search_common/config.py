@@ -35,6 +35,12 @@ class SearchDataConfig:
     min_size: int = 480  # torchvision GeneralizedRCNNTransform resize (shorter side)
     max_size: int = 800
     identity_batch: IdentityBatchConfig = field(default_factory=IdentityBatchConfig)
+    train_fraction: float = 1.0  # train on this share of the training scenes (a fixed subset by subset_seed)
+    subset_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
 
 
 @dataclass(frozen=True)

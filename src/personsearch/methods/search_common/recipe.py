@@ -38,6 +38,16 @@ from .config import SearchRecipeConfig
 from .evaluate import detection_metrics, image_tensor, search_metrics
 
 
+def train_subset(scenes: list, fraction: float, seed: int) -> list:
+    """``round(fraction * len(scenes))`` scenes (at least one) drawn without replacement with ``seed``,
+    in their original order; ``fraction`` 1 keeps them all. The same subset for every method."""
+    if fraction >= 1.0:
+        return list(scenes)
+    count = max(1, round(fraction * len(scenes)))
+    keep = np.sort(np.random.default_rng(seed).choice(len(scenes), size=count, replace=False))
+    return [scenes[i] for i in keep]
+
+
 class CropsAsScenes(nn.Module):
     """Embeds ImageNet-normalised person crops with a person search model: each crop is an image
     whose one box is the whole crop (the query path of the RoI head). ``personsearch extract`` and
@@ -73,15 +83,17 @@ class IdentityBatches:
     def start_epoch(self, epoch: int) -> None:
         self.epoch, self.cycle, self.iterator = epoch, 0, None
 
+    def _loader(self) -> DataLoader:
+        return DataLoader(self.dataset, batch_size=self.batch, sampler=self.sampler, drop_last=True,
+                          num_workers=self.workers, collate_fn=collate_regions)
+
     def _restart(self) -> None:
         self.sampler.set_epoch(self.epoch * 10_000 + self.cycle)
         self.cycle += 1
-        self.iterator = iter(DataLoader(self.dataset, batch_size=self.batch, sampler=self.sampler, drop_last=True,
-                                        num_workers=self.workers, collate_fn=collate_regions))
+        self.iterator = iter(self._loader())
 
-    def next(self, device: torch.device) -> dict:
-        """The next batch on ``device``: ``images``, ``boxes`` (lists), ``pids``, and ``scales``: the
-        resize the model's transform gives each region's whole scene (torchvision's rule)."""
+    def next_batch(self, device: torch.device) -> dict:
+        """The next collated batch on ``device`` (a new pass starts when one is used up)."""
         if self.iterator is None:
             self._restart()
         try:
@@ -89,7 +101,12 @@ class IdentityBatches:
         except StopIteration:
             self._restart()
             batch = next(self.iterator)
-        batch = prepare_batch(batch, device)
+        return prepare_batch(batch, device)
+
+    def next(self, device: torch.device) -> dict:
+        """The next batch on ``device``: ``images``, ``boxes`` (lists), ``pids``, and ``scales``: the
+        resize the model's transform gives each region's whole scene (torchvision's rule)."""
+        batch = self.next_batch(device)
         batch["scales"] = [min(self.min_size / min(h, w), self.max_size / max(h, w)) for h, w in batch["scene_sizes"]]
         return batch
 
@@ -158,12 +175,17 @@ class PersonSearchRecipe(Recipe):
         return {"loss_crop_oim": unwrap_model(model).roi_heads.oim(feats, crops["pids"]),
                 "loss_crop_triplet": self.triplet(feats, crops["pids"])}
 
+    @cached_property
+    def train_scenes(self) -> list:
+        """The training scenes used: all, or the ``data.train_fraction`` subset drawn with ``data.subset_seed``."""
+        return train_subset(self.dataset.train, self.cfg.data.train_fraction, self.cfg.data.subset_seed)
+
     def build_train_loader(self, rank: int, world_size: int, seed: int) -> DataLoader:
         d = self.cfg.data
-        scenes = SceneDataset([s for s in self.dataset.train if len(s.boxes)], flip=d.flip)
+        scenes = SceneDataset([s for s in self.train_scenes if len(s.boxes)], flip=d.flip)
         sampler = DistributedSampler(scenes, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
         if d.identity_batch.p > 0:
-            self.identity_batches = IdentityBatches(self.dataset.train, d.identity_batch, (d.min_size, d.max_size),
+            self.identity_batches = IdentityBatches(self.train_scenes, d.identity_batch, (d.min_size, d.max_size),
                                                     d.workers, seed, rank, world_size)
             self.triplet = TripletLoss(self.cfg.loss.triplet_margin, metric="l2")
         return DataLoader(scenes, batch_size=d.batch_size, sampler=sampler, num_workers=d.workers,

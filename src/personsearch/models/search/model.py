@@ -22,9 +22,11 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from ..backbones import MobileNetV2Backbone, ResNetBackbone, build_backbone
+from ..offline_weights import read_checkpoint
 from .heads import NormAwareEmbedding, PooledHead
 from .nae_heads import NaeRoIHeads
 from .seqnet_heads import SeqNetRoIHeads
+from .transfer import is_search_state, load_search_init
 
 SEARCH_BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenetv2")
 FEATURE_NAME = "feat_res4"
@@ -141,7 +143,11 @@ def split_backbone(name: str, weights: str | Path | None = None) -> tuple[nn.Mod
     """(stride-16 trunk, its channels, RoI head blocks, their channels) of backbone ``name``."""
     if name not in SEARCH_BACKBONES:
         raise ValueError(f"unknown person search backbone {name!r}; choose from {', '.join(SEARCH_BACKBONES)}")
-    backbone = build_backbone(name, last_stride=2, weights=weights)
+    return split_parts(build_backbone(name, last_stride=2, weights=weights))
+
+
+def split_parts(backbone: nn.Module) -> tuple[nn.Module, int, nn.Module, int]:
+    """(stride-16 trunk, its channels, RoI head blocks, their channels): submodules of ``backbone``."""
     if isinstance(backbone, ResNetBackbone):
         stem = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3")
         trunk = nn.Sequential(*(getattr(backbone, n) for n in stem))
@@ -184,7 +190,9 @@ def build_person_search_model(
     reid_loss: the identity loss on the unit embeddings and sampled proposal pids, e.g.
     ``personsearch.losses.OIMLoss(embedding_dim, num_pids, num_cq)`` (the recipe composes it; a
     model built without one is for inference only). Its state (OIM memories) is part of the model's.
-    weights: backbone weights as in ``build_backbone`` (None, "imagenet", or a checkpoint path).
+    weights: backbone weights as in ``build_backbone`` (None, "imagenet", or a checkpoint path or run
+    folder); a person search model's checkpoint (hybrid pre-training) initialises the whole model
+    except the OIM memories, across heads (``transfer.py``: what is skipped is logged).
     min_size/max_size: GeneralizedRCNNTransform resize (a tuple of min sizes = multi-scale training).
     freeze_bn: FrozenBatchNorm2d in trunk and heads (default: when ``weights`` is given).
     rpn_*_top_n: (training, testing) proposal counts. fg/bg_iou_thresh: RoI sampling (NAE: 0.5 / 0.1,
@@ -195,7 +203,9 @@ def build_person_search_model(
     """
     if head not in HEADS:
         raise ValueError(f"unknown person search head {head!r}; choose from {', '.join(HEADS)}")
-    trunk, trunk_channels, head_blocks, head_channels = split_backbone(backbone, weights)
+    whole = read_checkpoint(weights) if weights is not None and str(weights) != "imagenet" else None
+    whole = whole if whole is not None and is_search_state(whole) else None  # else: backbone weights only
+    trunk, trunk_channels, head_blocks, head_channels = split_backbone(backbone, None if whole else weights)
     frozen = freeze_bn if freeze_bn is not None else weights is not None
     if frozen:
         freeze_batchnorm(trunk)
@@ -225,4 +235,7 @@ def build_person_search_model(
                                    reid_grad_scale=embedding_grad_scale, **common)
     min_sizes = (min_size,) if isinstance(min_size, int) else tuple(min_size)
     transform = GeneralizedRCNNTransform(min_sizes, max_size, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-    return PersonSearchModel(transform, trunk, rpn, roi_heads)
+    model = PersonSearchModel(transform, trunk, rpn, roi_heads)
+    if whole is not None:  # a whole person search model: RPN and heads too, not only the backbone
+        load_search_init(model, whole, str(weights))
+    return model
