@@ -101,7 +101,7 @@ def test_alignment_statistics_per_source_and_formula():
     assert float(moment_alignment(feats.detach() - 0.5 * grad, sources)) < float(loss.detach())
     # sources in different groups are not aligned with each other; nothing to align = 0 with a graph
     apart = moment_alignment(feats, sources, groups={0: 0, 3: 1, 4: 1})
-    assert float(apart) == 0.0 and apart.requires_grad
+    assert float(apart.detach()) == 0.0 and apart.requires_grad
     assert float(moment_alignment(torch.cat([a, a]), torch.tensor([0] * 6 + [1] * 6))) < 1e-10
 
 
