@@ -9,7 +9,8 @@ ISA) on the same scenes, beside a detector run (the teacher's detector is never 
     # a quick look on a generated tiny set (~15 min): --tiny OUT
     .venv/bin/python benchmarks/dkd_ablation.py --tiny /tmp/dkd-tiny --rows student,full
 
-Rows: ``student`` (the seqnet recipe, no teacher), ``prob`` (+ probability KD), ``relation`` (+ pair
+Rows: ``student`` (the seqnet recipe, no teacher), ``prob`` (+ probability KD; ``prob_raw``: with the
+teacher classifier's raw logits instead of OIM-scaled cosines), ``relation`` (+ pair
 and triplet relation KD), ``fsa`` (+ jittered student boxes only), ``full`` (all terms + FSA).
 Runs that already hold ``metrics_final.json`` are reused, so an interrupted ablation resumes.
 """
@@ -31,6 +32,7 @@ NO_FSA = ["data.identity_batch.isa.enlarge=1.1", "data.identity_batch.isa.min_si
 ROWS: dict[str, tuple[str, list[str]]] = {
     "student": ("seqnet", []),
     "prob": ("dkd", ["loss.kd_pair=0", "loss.kd_triplet=0", *NO_FSA]),
+    "prob_raw": ("dkd", ["loss.kd_pair=0", "loss.kd_triplet=0", "distill.teacher_logits=raw", *NO_FSA]),
     "relation": ("dkd", ["loss.kd_prob=0", *NO_FSA]),
     "fsa": ("dkd", [*NO_KD]),
     "full": ("dkd", []),

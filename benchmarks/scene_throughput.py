@@ -5,10 +5,12 @@ Pipelines are given as NAME=SPEC (repeatable ``--pipeline``), SPEC being:
 
   pretrained             the shipped two-step pipeline (SSDLite ONNX detector + ImageNet MobileNetV2 crops)
   RUN                    a training run folder, as ``load_searcher(RUN)`` builds it: end-to-end (NAE,
-                         SeqNet: frozen BatchNorm folded into the convolutions), or two-step (detector + crops)
-  RUN@unfolded           the same without BatchNorm folding (``--set model.fold_bn=false``)
-  RUN@bf16               folded, under bf16 autocast (end-to-end runs)
-  RUN@proposals=N        folded, with N test-time RPN proposals instead of the recipe's
+                         SeqNet: frozen BatchNorm folded into the convolutions), or two-step (detector + crops);
+                         channels-last (NHWC) memory, fp32
+  RUN@nchw               the same in NCHW memory (``load_searcher(RUN, nhwc=False)``)
+  RUN@unfolded           NHWC without BatchNorm folding (``--set model.fold_bn=false``; end-to-end runs)
+  RUN@bf16               NHWC under bf16 autocast
+  RUN@proposals=N        NHWC, with N test-time RPN proposals instead of the recipe's (end-to-end runs)
   untrained:RECIPE       a shipped person search recipe (nae, seqnet) built untrained, ImageNet trunk
 
 Default: ``two_step_pretrained=pretrained`` and ``nae_untrained=untrained:nae``. Scenes: the CUHK-SYSU test
@@ -45,6 +47,8 @@ DEFAULT_PIPELINES = ("two_step_pretrained=pretrained", "nae_untrained=untrained:
 
 def build_searcher(spec: str, det_thresh: float, data_root: Path | None):
     """The searcher a SPEC names (see the module docstring)."""
+    from personsearch.pipelines.loading import channels_last
+
     if spec == "pretrained":
         return load_searcher("pretrained", score_threshold=det_thresh)
     if spec.startswith("untrained:"):
@@ -55,11 +59,11 @@ def build_searcher(spec: str, det_thresh: float, data_root: Path | None):
         recipe.num_pids, recipe.num_cq = 100, 100  # sizes only matter for training
         torch.manual_seed(0)
         forms = recipe.inference(recipe.build_model().eval())
-        return EndToEndSearcher(forms.scene_model, det_thresh=det_thresh)
+        return EndToEndSearcher(channels_last(forms.scene_model), det_thresh=det_thresh)
     run, _, variant = spec.partition("@")
-    if variant in ("", "bf16"):
+    if variant in ("", "bf16", "nchw"):
         dtype = torch.bfloat16 if variant == "bf16" else None
-        return load_searcher(run, score_threshold=det_thresh, dtype=dtype)
+        return load_searcher(run, score_threshold=det_thresh, dtype=dtype, nhwc=variant != "nchw")
     from personsearch.methods.runs import load_run
 
     overrides = {"unfolded": ["model.fold_bn=false"]}.get(variant)
@@ -69,9 +73,9 @@ def build_searcher(spec: str, det_thresh: float, data_root: Path | None):
         overrides = [f"model.rpn_post_nms=[{cfg.model.rpn_post_nms[0]},{n}]",
                      f"model.rpn_pre_nms=[{cfg.model.rpn_pre_nms[0]},{max(n * 4, n)}]"]
     if overrides is None:
-        raise ValueError(f"unknown variant {variant!r} in {spec!r} (unfolded, bf16, proposals=N)")
+        raise ValueError(f"unknown variant {variant!r} in {spec!r} (nchw, unfolded, bf16, proposals=N)")
     _, recipe, model = load_run(run, overrides, need_data=False)
-    return EndToEndSearcher(recipe.inference(model).scene_model, det_thresh=det_thresh)
+    return EndToEndSearcher(channels_last(recipe.inference(model).scene_model), det_thresh=det_thresh)
 
 
 def scenes_and_queries(data: Path | None, count: int, workdir: Path) -> tuple[str, list, list]:

@@ -61,3 +61,22 @@ def test_teacher_problems_are_named_errors(tiny_synth, tmp_path, teacher_run):
     cfg = _dkd_config(tiny_synth, tmp_path, teacher_run, "data.identity_batch.p=0")
     with pytest.raises(ValueError, match="identity_batch.p"):
         build_recipe(cfg, tmp_path).auxiliary_modules()
+    cfg = _dkd_config(tiny_synth, tmp_path, teacher_run, "distill.teacher_logits=softmax")
+    with pytest.raises(ValueError, match="teacher_logits"):
+        build_recipe(cfg, tmp_path).auxiliary_modules()
+
+
+def test_cosine_teacher_logits_are_the_oim_form_of_its_classifier():
+    """Teacher logits on the student's scale: scalar x cos(feature, class weight), hand-computed."""
+    from personsearch.methods.dkd.teacher import CropTeacher
+
+    classifier = torch.nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        classifier.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 5.0], [1.0, 1.0]]))
+    teacher = CropTeacher(torch.nn.Identity(), (8, 4), classifier)
+    feats = torch.tensor([[3.0, 4.0]])
+    got = teacher.cosine_logits(feats, 30.0)
+    expected = 30.0 * torch.tensor([[0.6, 0.8, 7.0 / 5.0 / 2.0**0.5]])
+    assert torch.allclose(got, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="classifier"):
+        CropTeacher(torch.nn.Identity(), (8, 4), None).cosine_logits(feats, 30.0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 
 import numpy as np
 import pytest
+import torch
 
 from system_files import VTEST, require_vtest
 
@@ -70,3 +72,19 @@ def test_bad_images_and_boxes_are_refused(searcher):
         searcher(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="boxes\\[0\\]"):
         searcher.extract_query(np.zeros((50, 40, 3), np.uint8), [[60, 60, 70, 80]])
+
+
+def test_bf16_and_channels_last_embed_the_same_people_as_fp32(searcher):
+    """The fast settings (bf16 autocast, NHWC weights) keep each detected person's embedding."""
+    from personsearch.pipelines.loading import channels_last
+
+    require_vtest()
+    frame = _frames([10])[0]
+    reference = searcher(frame)
+    assert len(reference["boxes"]) >= 2
+    fast = TwoStepSearcher(searcher.detector, channels_last(copy.deepcopy(searcher.embedder)),
+                           crop_size=(256, 128), dtype=torch.bfloat16)
+    got = fast.extract_query(frame, reference["boxes"])
+    assert got.dtype == np.float32 and got.shape == reference["embeddings"].shape
+    cosine = (got * reference["embeddings"]).sum(1)
+    assert cosine.min() > 0.98, cosine

@@ -20,16 +20,23 @@ Detector = Callable[[np.ndarray], np.ndarray]  # RGB uint8 (H, W, 3) -> (N, 5) x
 
 
 class TwoStepSearcher:
-    """``detector`` finds people; ``embedder`` (eval-mode ReID model: (B, 3, h, w) -> (B, D)) embeds crops."""
+    """``detector`` finds people; ``embedder`` (eval-mode ReID model: (B, 3, h, w) -> (B, D)) embeds crops.
+    ``dtype`` (e.g. ``torch.bfloat16``) runs detector (a torch one) and embedder under autocast."""
 
     def __init__(self, detector: Detector, embedder: torch.nn.Module, crop_size: tuple[int, int] = (256, 128),
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, dtype: torch.dtype | None = None) -> None:
         self.detector = detector
         self.embedder = embedder.eval()
         self.crop_size = crop_size
         self.batch_size = batch_size
+        self.dtype = dtype
         with torch.no_grad():
             self.dim = int(self.embedder(torch.zeros(1, 3, *crop_size)).shape[1])
+
+    def _autocast(self):
+        device = next(iter(self.embedder.parameters())).device.type
+        enabled = self.dtype is not None and self.dtype != torch.float32
+        return torch.autocast(device, dtype=self.dtype or torch.bfloat16, enabled=enabled)
 
     def _crops(self, image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
         return crop_people(torch.from_numpy(image).permute(2, 0, 1).float().div_(255), boxes, self.crop_size)
@@ -42,13 +49,16 @@ class TwoStepSearcher:
         if len(boxes) == 0:
             return np.zeros((0, self.dim), np.float32)
         crops = self._crops(rgb, boxes)
-        feats = torch.cat([self.embedder(crops[i:i + self.batch_size]) for i in range(0, len(crops), self.batch_size)])
+        with self._autocast():
+            feats = torch.cat([self.embedder(crops[i:i + self.batch_size])
+                               for i in range(0, len(crops), self.batch_size)])
         return F.normalize(feats.float(), dim=1).numpy()
 
     def __call__(self, image: ImageLike) -> dict[str, np.ndarray]:
         """Detect and embed every person: ``{"boxes", "scores", "embeddings"}``."""
         rgb = load_rgb(image)
-        detections = np.asarray(self.detector(rgb), np.float32).reshape(-1, 5)
+        with self._autocast():
+            detections = np.asarray(self.detector(rgb), np.float32).reshape(-1, 5)
         height, width = rgb.shape[:2]
         x1, y1 = detections[:, 0].clip(0, width), detections[:, 1].clip(0, height)
         x2, y2 = detections[:, 2].clip(0, width), detections[:, 3].clip(0, height)

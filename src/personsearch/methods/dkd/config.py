@@ -24,6 +24,10 @@ class DistillConfig:
     """How the teacher's knowledge is read (losses/distill.py states the formulas)."""
 
     temperature: float = 3.0  # probability level: both distributions softened by T
+    # probability level, the teacher's logits: "cosine" = the student's OIM scale x cosine between the
+    # teacher's feature and each class weight (same form and scale as the student's OIM logits);
+    # "raw" = its classifier's logits as trained (a softer, differently scaled distribution)
+    teacher_logits: str = "cosine"
     tau: float = 0.1  # triplet-wise relation: the similarity gap's temperature
 
 

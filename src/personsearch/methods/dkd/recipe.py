@@ -52,6 +52,8 @@ class DkdRecipe(SeqNetRecipe):
         return teacher
 
     def auxiliary_modules(self) -> dict[str, Auxiliary]:
+        if self.cfg.distill.teacher_logits not in ("cosine", "raw"):
+            raise ValueError(f"distill.teacher_logits: {self.cfg.distill.teacher_logits!r} is not 'cosine' or 'raw'")
         if self.cfg.data.identity_batch.p <= 0:
             raise ValueError("dkd distils on identity batches: set data.identity_batch.p > 0")
         return {"teacher": Auxiliary(self.teacher, persistent=False, train_mode=False)}
@@ -66,6 +68,8 @@ class DkdRecipe(SeqNetRecipe):
         if weights.kd_prob > 0:
             oim = unwrap_model(model).roi_heads.oim
             s_logits = feats @ oim.lut.detach().clone().to(feats.dtype).t() * oim.scalar  # OIM updates it in place
+            if d.teacher_logits == "cosine":
+                t_logits = self.teacher.cosine_logits(t_feats, oim.scalar)
             losses["loss_kd_prob"] = probability_kd(s_logits, t_logits, d.temperature)
         if weights.kd_pair > 0:
             losses["loss_kd_pair"] = pairwise_relation_kd(feats, t_feats)

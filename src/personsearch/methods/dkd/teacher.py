@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
@@ -35,6 +36,14 @@ class CropTeacher(nn.Module):
         feats = self.reid((crops - self.mean) / self.std)
         logits = self.classifier(feats) if self.classifier is not None else None
         return feats, logits
+
+    def cosine_logits(self, feats: Tensor, scale: float) -> Tensor:
+        """``scale`` x cosine between each feature and each identity's classifier weight (N, K): the
+        teacher's identity distribution in the form of an OIM student's (unit features, unit prototypes)."""
+        if self.classifier is None:
+            raise ValueError("the teacher has no identity classifier")
+        weight = F.normalize(self.classifier.weight.float(), dim=1)
+        return F.normalize(feats.float(), dim=1) @ weight.t() * float(scale)
 
 
 def load_crop_teacher(run: str | Path | None) -> tuple[CropTeacher, dict]:
