@@ -23,6 +23,10 @@ METHODS: dict[str, str] = {
     "two_step": "personsearch.methods.two_step.recipe:TwoStepRecipe",
     "dkd": "personsearch.methods.dkd.recipe:DkdRecipe",
     "hybrid_pretrain": "personsearch.methods.hybrid.recipe:HybridRecipe",
+    "pass": "personsearch.methods.pass_pretrain.recipe:PassRecipe",
+    "dino": "personsearch.methods.pass_pretrain.recipe:DinoRecipe",  # PASS without part tokens
+    "pass_reid": "personsearch.methods.pass_finetune.recipe:PassReidRecipe",
+    "pass_usl": "personsearch.methods.pass_finetune.usl_recipe:PassUslRecipe",
 }
 
 METHODS_DIR = Path(__file__).resolve().parent

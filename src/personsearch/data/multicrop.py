@@ -1,0 +1,112 @@
+"""Multi-crop views of unlabeled person crops for self-distillation (DINO; PASS's part areas).
+
+Global views: ``RandomResizedCrop`` of the whole crop (scale 0.4-1) at the training size. Local views
+at half that size: with P part areas (PASS), ``locals_per_area`` views cut from each area (full width,
+half height, tops spread evenly from 0 to half the height: 0, 1/4, 1/2 for P = 3), each a
+``RandomResizedCrop`` of its area (scale 0.1-0.8); without parts (DINO), the same number of local
+views cut from the whole crop at the equivalent scale (half of 0.1-0.8). Photometric augmentation
+as DINO: flip, colour jitter (p 0.8), grey (p 0.2), blur (global 1.0 / 0.1, local 0.5), solarise on
+the second global view (p 0.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from ..losses.dino import ViewLayout
+from .images import read_image
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
+
+@dataclass(frozen=True)
+class MultiCropConfig:
+    """Sizes, counts and scales of the views (PASS's published values, sizes per recipe)."""
+
+    height: int = 256
+    width: int = 128
+    global_views: int = 2
+    global_scale: tuple[float, float] = (0.4, 1.0)
+    locals_per_area: int = 3  # PASS: 3 local views per part area
+    local_views: int = 9  # without part areas (DINO): local views of the whole crop
+    local_scale: tuple[float, float] = (0.1, 0.8)  # of the area (of the whole crop: half of it)
+
+    def __post_init__(self) -> None:
+        if self.height < 32 or self.width < 32 or self.height % 32 or self.width % 32:
+            raise ValueError(f"multi-crop size {self.height}x{self.width}: height and width must be multiples "
+                             "of 32 (local views are half as big and cut into 16-pixel patches)")
+        if self.global_views < 2:
+            raise ValueError(f"self-distillation needs >= 2 global views, got {self.global_views}")
+        for name in ("global_scale", "local_scale"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi <= 1:
+                raise ValueError(f"{name} must satisfy 0 < lo <= hi <= 1, got {getattr(self, name)}")
+
+
+def part_areas(num_parts: int, height: int) -> list[tuple[int, int]]:
+    """(top, area height) of each of ``num_parts`` overlapping horizontal areas of a crop ``height`` tall."""
+    if num_parts <= 1:
+        return [(0, height)] * num_parts
+    half = height // 2
+    return [(round(k * (height - half) / (num_parts - 1)), half) for k in range(num_parts)]
+
+
+def _photometric(blur: float, solarize: float) -> list:
+    steps: list = [
+        v2.RandomHorizontalFlip(0.5),
+        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+        v2.RandomGrayscale(0.2),
+    ]
+    if blur > 0:
+        steps.append(v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=blur))
+    if solarize > 0:
+        steps.append(v2.RandomSolarize(128, p=solarize))
+    return steps + [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+
+
+class MultiCrop:
+    """``views(image)`` -> list of tensors in :attr:`layout`'s order (globals, then locals by area)."""
+
+    def __init__(self, cfg: MultiCropConfig, num_parts: int) -> None:
+        self.cfg, self.num_parts = cfg, int(num_parts)
+        size, local = (cfg.height, cfg.width), (cfg.height // 2, cfg.width // 2)
+        self.global_tf = [v2.Compose([v2.RandomResizedCrop(size, scale=cfg.global_scale, antialias=True),
+                                      *_photometric(1.0 if i == 0 else 0.1, 0.0 if i == 0 else 0.2)])
+                          for i in range(cfg.global_views)]
+        if self.num_parts:
+            areas: tuple[int | None, ...] = tuple(k for k in range(self.num_parts) for _ in range(cfg.locals_per_area))
+            scale = cfg.local_scale
+        else:
+            areas = (None,) * cfg.local_views
+            scale = (cfg.local_scale[0] / 2, cfg.local_scale[1] / 2)
+        self.local_tf = v2.Compose([v2.RandomResizedCrop(local, scale=scale, antialias=True), *_photometric(0.5, 0.0)])
+        self.layout = ViewLayout(cfg.global_views, areas, self.num_parts)
+
+    def __call__(self, image: Image.Image) -> list[torch.Tensor]:
+        image = image.resize((self.cfg.width, self.cfg.height), Image.BILINEAR)
+        views = [tf(image) for tf in self.global_tf]
+        areas = part_areas(self.num_parts, self.cfg.height)
+        for area in self.layout.local_areas:
+            region = image if area is None else image.crop((0, areas[area][0], self.cfg.width,
+                                                            areas[area][0] + areas[area][1]))
+            views.append(self.local_tf(region))
+        return views
+
+
+class MultiCropDataset(Dataset):
+    """Unlabeled crops -> ``{"views": [tensor, ...], "index"}`` (images read on access)."""
+
+    def __init__(self, paths: Sequence[str | Path], transform: MultiCrop) -> None:
+        self.paths, self.transform = [Path(p) for p in paths], transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"views": self.transform(read_image(self.paths[index])), "index": index}

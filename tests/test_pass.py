@@ -1,0 +1,186 @@
+"""PASS / DINO pre-training parts: part-token layout, multi-crop areas, the loss pairing, centring,
+the frozen prototype layer, the EMA teacher, and a bit-identical resume of a pre-training run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from personsearch.data.multicrop import MultiCrop, MultiCropConfig, part_areas
+from personsearch.engine import train
+from personsearch.losses.dino import DinoHead, TokenCenters, ViewLayout, pass_pairs, self_distillation_loss
+from personsearch.methods.runs import build_recipe, load_recipe_config, save_run_config
+from personsearch.methods.smoke import smoke_overrides
+from personsearch.models.part_vit import PartTokenViT
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def vit():
+    torch.manual_seed(0)
+    return PartTokenViT("vit_tiny", (64, 32), num_parts=3, depth=2).eval()
+
+
+def test_views_carry_cls_and_their_parts(vit):
+    full, small = torch.randn(2, 3, 64, 32), torch.randn(2, 3, 32, 16)
+    assert vit(full).shape == (2, 4, 192)  # global view: [CLS, P1, P2, P3]
+    assert vit(small, [1]).shape == (2, 2, 192)  # local view of area 1: [CLS, P2]; patch grid resampled
+    assert vit(full, []).shape == (2, 1, 192)
+    assert vit.embed(full).shape == (2, 384) and vit.embed_dim == 384
+    with pytest.raises(ValueError, match="part index 3 out of range"):
+        vit(full, [3])
+
+
+def test_each_part_token_has_its_own_position_vector(vit):
+    x = torch.randn(1, 3, 64, 32)
+    with torch.no_grad():
+        base = vit(x, [0])[:, 1]
+        saved = vit.part_pos[0, 0].clone()
+        vit.part_pos[0, 0] += torch.randn(192)  # (a uniform shift would vanish in LayerNorm)
+        moved = vit(x, [0])[:, 1]
+        other = vit(x, [1])[:, 1]
+        vit.part_pos[0, 0] = saved
+    assert not torch.allclose(base, moved, atol=1e-4)  # PART_1 reads its own position vector
+    assert not torch.allclose(base, other, atol=1e-4)  # and differs from PART_2
+
+
+def test_part_areas_are_pass_s_overlapping_halves():
+    assert part_areas(3, 128) == [(0, 64), (32, 64), (64, 64)]  # tops 0, H/4, H/2; half height
+    assert part_areas(1, 128) == [(0, 128)] and part_areas(0, 128) == []
+
+
+def test_multicrop_views_follow_the_layout(tiny_synth):
+    from personsearch.data.folder import list_images
+    from personsearch.data.images import read_image
+
+    image = read_image(list_images(tiny_synth / "unlabeled")[0])
+    crop = MultiCrop(MultiCropConfig(height=64, width=32), num_parts=3)
+    views = crop(image)
+    assert crop.layout.local_areas == (0, 0, 0, 1, 1, 1, 2, 2, 2)
+    assert [tuple(v.shape) for v in views] == [(3, 64, 32)] * 2 + [(3, 32, 16)] * 9
+    dino = MultiCrop(MultiCropConfig(height=64, width=32, local_views=4), num_parts=0)
+    assert dino.layout.local_areas == (None,) * 4 and len(dino(image)) == 6
+    with pytest.raises(ValueError, match="multiples of 32"):
+        MultiCropConfig(height=100, width=32)
+
+
+def test_pass_pairs_match_pass_s_44_terms():
+    layout = ViewLayout(2, (0, 0, 0, 1, 1, 1, 2, 2, 2), 3)
+    pairs = pass_pairs(layout)
+    assert len(pairs) == 44
+    cls = [(g, v) for t, g, v in pairs if t == 0]
+    assert len(cls) == 20 and all(g != v for g, v in cls)  # every other view, never itself
+    for k in range(3):
+        part = sorted((g, v) for t, g, v in pairs if t == k + 1)
+        locals_k = [2 + 3 * k + i for i in range(3)]
+        assert part == sorted([(0, 1), (1, 0)] + [(g, v) for g in (0, 1) for v in locals_k])
+    assert len(pass_pairs(ViewLayout(2, (None,) * 9, 0))) == 20  # DINO: [CLS] only
+
+
+def test_self_distillation_loss_against_a_hand_computed_value():
+    s = {(0, 0): torch.tensor([[1.0, 0.0]]), (0, 1): torch.tensor([[0.0, 2.0]])}
+    t = {(0, 0): torch.tensor([[0.2, 0.0]]), (0, 1): torch.tensor([[0.0, 0.1]])}
+    centers = torch.tensor([[0.1, 0.0]])
+    pairs = [(0, 0, 1), (0, 1, 0)]
+    got = self_distillation_loss(s, t, centers, pairs, student_temp=0.5, teacher_temp=0.1)
+
+    def ce(teacher, student):
+        q = [math.exp((teacher[i] - [0.1, 0.0][i]) / 0.1) for i in range(2)]
+        q = [x / sum(q) for x in q]
+        z = [x / 0.5 for x in student]
+        log_norm = math.log(sum(math.exp(x) for x in z))
+        return -sum(q[i] * (z[i] - log_norm) for i in range(2))
+
+    want = (ce([0.2, 0.0], [0.0, 2.0]) + ce([0.0, 0.1], [1.0, 0.0])) / 2
+    assert got.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_centers_are_an_ema_of_teacher_batch_means():
+    centers = TokenCenters(tokens=2, out_dim=3, momentum=0.9)
+    centers.update({1: torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])})
+    assert torch.allclose(centers.center[1], torch.tensor([0.2, 0.2, 0.2]))
+    assert torch.equal(centers.center[0], torch.zeros(3))  # a token not in the batch keeps its centre
+
+
+def test_frozen_prototype_layer_gets_no_gradient_but_the_mlp_does():
+    torch.manual_seed(0)
+    head = DinoHead(8, out_dim=16, hidden_dim=12, bottleneck_dim=4)
+    out = head(torch.randn(5, 8), freeze_last=True)
+    assert out.shape == (5, 16) and out.abs().max() <= 1.0 + 1e-5  # cosines to unit prototypes
+    out.square().sum().backward()
+    assert head.prototypes.grad is not None and head.prototypes.grad.abs().max() == 0
+    assert head.mlp[0].weight.grad.abs().max() > 0
+    head.zero_grad()
+    head(torch.randn(5, 8)).square().sum().backward()
+    assert head.prototypes.grad.abs().max() > 0
+
+
+def _pass_config(tiny_synth, work, *extra):
+    return load_recipe_config("pass", [*smoke_overrides("pass", tiny_synth, work, "cpu", "none"),
+                                       "engine.max_iters_per_epoch=2", "engine.epochs=2", *extra])
+
+
+def test_teacher_is_the_ema_of_the_student_and_centres_move(tiny_synth, tmp_path):
+    cfg = _pass_config(tiny_synth, tmp_path, "engine.epochs=1", "engine.ema_momentum=0.5", "engine.ema_momentum_end=0.5")
+    recipe = build_recipe(cfg, tmp_path)
+    torch.manual_seed(0)
+    model = recipe.build_model()
+    before = {k: v.clone() for k, v in model.teacher.net.state_dict().items()}
+    assert all(torch.equal(before[k], v) for k, v in model.student.state_dict().items())  # starts equal
+    batch = next(iter(recipe.build_train_loader(0, 1, 0)))
+    loss, logs = recipe.training_step(model, batch, epoch=1)
+    loss.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())  # gradients reach the student only
+    assert model.centers.center.abs().sum() > 0 and 0 < logs["teacher_entropy"] <= 1
+    with torch.no_grad():
+        for p in model.student.parameters():
+            p.add_(1.0)
+    from personsearch.engine.recipe import StepInfo
+
+    recipe.after_step(model, StepInfo(0, 0, 0, 1, 1e-3, 0.04, 0.5))
+    for name, param in model.teacher.net.named_parameters():
+        want = 0.5 * before[name] + 0.5 * dict(model.student.named_parameters())[name]
+        assert torch.allclose(param, want, atol=1e-6), name
+
+
+def test_pretraining_resumes_bit_identically_with_its_teacher_and_centres(tiny_synth, tmp_path):
+    """A run stopped after epoch 1 (its epoch-2 checkpoint and final weights gone) resumes to the same bits."""
+    import shutil
+
+    cfg = _pass_config(tiny_synth, tmp_path)
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    save_run_config(straight, cfg)
+    ref = train(build_recipe(cfg, straight), cfg.engine, straight)
+    split = tmp_path / "split"
+    shutil.copytree(straight, split)
+    (split / "checkpoints" / "epoch_0002.pt").unlink()
+    (split / "model_final.pt").unlink()
+    resumed = train(build_recipe(cfg, split), cfg.engine, split, resume=True)
+    want, got = ref.model.state_dict(), resumed.model.state_dict()
+    assert set(want) == set(got) and any(k.startswith("teacher.") for k in got) and "centers.center" in got
+    for key in want:
+        assert torch.equal(want[key], got[key]), key
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in ref.history]
+
+
+def test_finetuning_starts_from_the_pretrained_teacher_backbone(tiny_synth, tmp_path):
+    from personsearch.methods.smoke import smoke_recipe
+
+    pre = tmp_path / "pass"
+    smoke_recipe("pass", tiny_synth, pre, device="cpu")
+    cfg = load_recipe_config("pass_reid", [*smoke_overrides("pass_reid", tiny_synth, tmp_path, "cpu", "none"),
+                                           f"model.weights={pre}"])
+    model = build_recipe(cfg, tmp_path).build_model()
+    saved = torch.load(pre / "model_final.pt", weights_only=False)["model"]
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, saved[f"teacher.net.backbone.{key}"]), key
+    wrong = load_recipe_config("pass_reid", [*smoke_overrides("pass_reid", tiny_synth, tmp_path, "cpu", "none"),
+                                             f"model.weights={pre}", "model.num_parts=0"])
+    with pytest.raises(ValueError, match="model.num_parts=3"):
+        build_recipe(wrong, tmp_path).build_model()
+    assert F.normalize(torch.ones(1, 2), dim=1).shape == (1, 2)
