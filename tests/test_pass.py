@@ -60,10 +60,10 @@ def test_multicrop_views_follow_the_layout(tiny_synth):
     image = read_image(list_images(tiny_synth / "unlabeled")[0])
     crop = MultiCrop(MultiCropConfig(height=64, width=32), num_parts=3)
     views = crop(image)
-    assert crop.layout.local_areas == (0, 0, 0, 1, 1, 1, 2, 2, 2)
+    assert crop.local_areas == (0, 0, 0, 1, 1, 1, 2, 2, 2)
     assert [tuple(v.shape) for v in views] == [(3, 64, 32)] * 2 + [(3, 32, 16)] * 9
     dino = MultiCrop(MultiCropConfig(height=64, width=32, local_views=4), num_parts=0)
-    assert dino.layout.local_areas == (None,) * 4 and len(dino(image)) == 6
+    assert dino.local_areas == (None,) * 4 and len(dino(image)) == 6
     with pytest.raises(ValueError, match="multiples of 32"):
         MultiCropConfig(height=100, width=32)
 

@@ -20,7 +20,6 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from ..losses.dino import ViewLayout
 from .images import read_image
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -71,7 +70,8 @@ def _photometric(blur: float, solarize: float) -> list:
 
 
 class MultiCrop:
-    """``views(image)`` -> list of tensors in :attr:`layout`'s order (globals, then locals by area)."""
+    """``views(image)`` -> list of tensors: ``cfg.global_views`` global views, then the local views,
+    the i-th cut from part area ``local_areas[i]`` (None: the whole crop)."""
 
     def __init__(self, cfg: MultiCropConfig, num_parts: int) -> None:
         self.cfg, self.num_parts = cfg, int(num_parts)
@@ -86,13 +86,13 @@ class MultiCrop:
             areas = (None,) * cfg.local_views
             scale = (cfg.local_scale[0] / 2, cfg.local_scale[1] / 2)
         self.local_tf = v2.Compose([v2.RandomResizedCrop(local, scale=scale, antialias=True), *_photometric(0.5, 0.0)])
-        self.layout = ViewLayout(cfg.global_views, areas, self.num_parts)
+        self.local_areas = areas
 
     def __call__(self, image: Image.Image) -> list[torch.Tensor]:
         image = image.resize((self.cfg.width, self.cfg.height), Image.BILINEAR)
         views = [tf(image) for tf in self.global_tf]
         areas = part_areas(self.num_parts, self.cfg.height)
-        for area in self.layout.local_areas:
+        for area in self.local_areas:
             region = image if area is None else image.crop((0, areas[area][0], self.cfg.width,
                                                             areas[area][0] + areas[area][1]))
             views.append(self.local_tf(region))

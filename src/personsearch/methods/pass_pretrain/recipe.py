@@ -99,6 +99,12 @@ class PassRecipe(Recipe):
         return MultiCrop(self.cfg.data.views, self.cfg.model.num_parts)
 
     @property
+    def layout(self) -> ViewLayout:
+        """Which views the loss pairs (globals, then locals by part area)."""
+        crop = self.multicrop
+        return ViewLayout(crop.cfg.global_views, crop.local_areas, crop.num_parts)
+
+    @property
     def input_size(self) -> tuple[int, int]:
         return int(self.cfg.data.views.height), int(self.cfg.data.views.width)
 
@@ -131,7 +137,7 @@ class PassRecipe(Recipe):
                           collate_fn=_collate, persistent_workers=False)
 
     def training_step(self, model: nn.Module, batch: dict, epoch: int) -> tuple[Tensor, dict[str, float]]:
-        layout, loss_cfg = self.multicrop.layout, self.cfg.loss
+        layout, loss_cfg = self.layout, self.cfg.loss
         student, teacher = model(batch["views"], layout, epoch < loss_cfg.freeze_last_layer_epochs)
         centers = unwrap_model(model).centers
         loss = self_distillation_loss(student, teacher, centers.center, pass_pairs(layout),
