@@ -131,3 +131,18 @@ def test_datasets_check_passes_generated_data_and_names_a_corrupt_image(tiny_syn
 def test_invalid_settings_are_refused(bad):
     with pytest.raises(ValueError):
         make_config("tiny", bad)
+
+
+def test_hard_preset_keeps_standard_scenes_and_makes_people_less_distinct():
+    from personsearch.synthetic.identity import sample_identity
+
+    standard, hard = make_config("standard"), make_config("hard")
+    assert hard.cuhk_sysu == standard.cuhk_sysu and hard.prw == standard.prw  # same person search data sizes
+    assert hard.market.train_ids > standard.market.train_ids and hard.unlabeled.images > standard.unlabeled.images
+
+    def outfits(cfg):
+        rng = np.random.default_rng(0)
+        people = [sample_identity(rng, cfg.difficulty) for _ in range(300)]
+        return len({(p.upper_name, p.lower_name, p.lower_type) for p in people})
+
+    assert outfits(hard) < 0.6 * outfits(standard)  # many more identities share a whole outfit

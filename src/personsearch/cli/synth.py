@@ -11,7 +11,8 @@ from ..utils.config import deep_update, load_yaml, parse_overrides
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="output folder (created; must be empty or a previous synth output)")
-    parser.add_argument("--preset", default="tiny", help="tiny (tests, seconds) or standard (experiments, ~1 min)")
+    parser.add_argument("--preset", default="tiny", help="tiny (tests, seconds), standard (experiments, ~1 min) "
+                        "or hard (standard's scenes; more, less distinct people: for pre-training methods)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's, 0)")
     parser.add_argument("--config", type=Path, default=None, help="YAML of settings over the preset (see synthetic/config.py)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
