@@ -5,8 +5,8 @@ at half that size: with P part areas (PASS), ``locals_per_area`` views cut from 
 half height, tops spread evenly from 0 to half the height: 0, 1/4, 1/2 for P = 3), each a
 ``RandomResizedCrop`` of its area (scale 0.1-0.8); without parts (DINO), the same number of local
 views cut from the whole crop at the equivalent scale (half of 0.1-0.8). Photometric augmentation
-as DINO: flip, colour jitter (p 0.8), grey (p 0.2), blur (global 1.0 / 0.1, local 0.5), solarise on
-the second global view (p 0.2).
+as DINO: flip, colour jitter (p 0.8; strengths configurable), grey (p 0.2), blur (global 1.0 / 0.1,
+local 0.5), solarise on the second global view (p 0.2).
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ class MultiCropConfig:
     locals_per_area: int = 3  # PASS: 3 local views per part area
     local_views: int = 9  # without part areas (DINO): local views of the whole crop
     local_scale: tuple[float, float] = (0.1, 0.8)  # of the area (of the whole crop: half of it)
+    # DINO's colour augmentation: jitter (brightness, contrast, saturation, hue) applied with p 0.8,
+    # then grey with p ``grayscale``. Both teach colour invariance: keep them mild where identity is
+    # mostly garment colour (the synthetic benchmark).
+    color_jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1)
+    grayscale: float = 0.2
+    solarize: float = 0.2  # on the second global view
 
     def __post_init__(self) -> None:
         if self.height < 32 or self.width < 32 or self.height % 32 or self.width % 32:
@@ -42,6 +48,11 @@ class MultiCropConfig:
                              "of 32 (local views are half as big and cut into 16-pixel patches)")
         if self.global_views < 2:
             raise ValueError(f"self-distillation needs >= 2 global views, got {self.global_views}")
+        if len(self.color_jitter) != 4 or min(self.color_jitter) < 0 or not 0 <= self.grayscale <= 1 \
+                or not 0 <= self.solarize <= 1:
+            raise ValueError(f"color_jitter must be 4 strengths >= 0 (brightness, contrast, saturation, hue), "
+                             f"grayscale and solarize probabilities, got {self.color_jitter}, {self.grayscale}, "
+                             f"{self.solarize}")
         for name in ("global_scale", "local_scale"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi <= 1:
@@ -56,12 +67,12 @@ def part_areas(num_parts: int, height: int) -> list[tuple[int, int]]:
     return [(round(k * (height - half) / (num_parts - 1)), half) for k in range(num_parts)]
 
 
-def _photometric(blur: float, solarize: float) -> list:
-    steps: list = [
-        v2.RandomHorizontalFlip(0.5),
-        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-        v2.RandomGrayscale(0.2),
-    ]
+def _photometric(cfg: MultiCropConfig, blur: float, solarize: float) -> list:
+    steps: list = [v2.RandomHorizontalFlip(0.5)]
+    if max(cfg.color_jitter) > 0:
+        steps.append(v2.RandomApply([v2.ColorJitter(*cfg.color_jitter)], p=0.8))
+    if cfg.grayscale > 0:
+        steps.append(v2.RandomGrayscale(cfg.grayscale))
     if blur > 0:
         steps.append(v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=blur))
     if solarize > 0:
@@ -77,7 +88,7 @@ class MultiCrop:
         self.cfg, self.num_parts = cfg, int(num_parts)
         size, local = (cfg.height, cfg.width), (cfg.height // 2, cfg.width // 2)
         self.global_tf = [v2.Compose([v2.RandomResizedCrop(size, scale=cfg.global_scale, antialias=True),
-                                      *_photometric(1.0 if i == 0 else 0.1, 0.0 if i == 0 else 0.2)])
+                                      *_photometric(cfg, 1.0 if i == 0 else 0.1, 0.0 if i == 0 else cfg.solarize)])
                           for i in range(cfg.global_views)]
         if self.num_parts:
             areas: tuple[int | None, ...] = tuple(k for k in range(self.num_parts) for _ in range(cfg.locals_per_area))
@@ -85,7 +96,7 @@ class MultiCrop:
         else:
             areas = (None,) * cfg.local_views
             scale = (cfg.local_scale[0] / 2, cfg.local_scale[1] / 2)
-        self.local_tf = v2.Compose([v2.RandomResizedCrop(local, scale=scale, antialias=True), *_photometric(0.5, 0.0)])
+        self.local_tf = v2.Compose([v2.RandomResizedCrop(local, scale=scale, antialias=True), *_photometric(cfg, 0.5, 0.0)])
         self.local_areas = areas
 
     def __call__(self, image: Image.Image) -> list[torch.Tensor]:
