@@ -20,12 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from personsearch.methods.runs import build_recipe, load_recipe_config, save_run_config  # noqa: E402
+from personsearch.methods.runs import train_or_reuse as train_run  # noqa: E402
 
 NO_KD = ["loss.kd_prob=0", "loss.kd_pair=0", "loss.kd_triplet=0"]
 NO_FSA = ["data.identity_batch.isa.enlarge=1.1", "data.identity_batch.isa.min_side=0.85"]  # seqnet's own jitter
@@ -38,23 +37,6 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "full": ("dkd", []),
 }
 TINY = ["data.min_size=240", "data.max_size=320", "data.workers=0", "eval.gallery_sizes=[10]"]
-
-
-def train_run(recipe: str, overrides: list[str], out: Path) -> dict:
-    """Train (or reuse) one run; its final metrics plus training minutes."""
-    from personsearch.engine import train
-
-    done = out / "metrics_final.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    cfg = load_recipe_config(recipe, overrides)
-    out.mkdir(parents=True, exist_ok=True)
-    save_run_config(out, cfg)
-    start = time.time()
-    result = train(build_recipe(cfg, out), cfg.engine, out, resume=(out / "checkpoints").is_dir())
-    metrics = {**result.metrics, "train_minutes": round((time.time() - start) / 60, 1)}
-    done.write_text(json.dumps(metrics, indent=2))
-    return metrics
 
 
 def tiny_scenes(out: Path) -> Path:

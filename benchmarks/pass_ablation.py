@@ -15,32 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from personsearch.methods.runs import build_recipe, load_recipe_config, save_run_config  # noqa: E402
+from personsearch.methods.runs import train_or_reuse as train_run  # noqa: E402
 
 PRETRAIN = {"dino": ("dino", []), "pass": ("pass", []), "pass1": ("pass", ["model.num_parts=1"])}
 PARTS = {"random": 3, "dino": 0, "pass": 3, "pass1": 1}
 ROWS = [f"{init}_{tune}" for init in ("random", "dino", "pass") for tune in ("reid", "usl")]
-
-
-def train_run(recipe: str, overrides: list[str], out: Path) -> dict:
-    """Train (or reuse) one run; its final metrics plus training minutes."""
-    from personsearch.engine import train
-
-    done = out / "metrics_final.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    cfg = load_recipe_config(recipe, overrides)
-    out.mkdir(parents=True, exist_ok=True)
-    save_run_config(out, cfg)
-    start = time.time()
-    result = train(build_recipe(cfg, out), cfg.engine, out, resume=(out / "checkpoints").is_dir())
-    metrics = {**result.metrics, "train_minutes": round((time.time() - start) / 60, 1)}
-    done.write_text(json.dumps(metrics, indent=2))
-    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:

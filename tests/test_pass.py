@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from personsearch.data.multicrop import MultiCrop, MultiCropConfig, part_areas
 from personsearch.engine import train
@@ -183,4 +182,16 @@ def test_finetuning_starts_from_the_pretrained_teacher_backbone(tiny_synth, tmp_
                                              f"model.weights={pre}", "model.num_parts=0"])
     with pytest.raises(ValueError, match="model.num_parts=3"):
         build_recipe(wrong, tmp_path).build_model()
-    assert F.normalize(torch.ones(1, 2), dim=1).shape == (1, 2)
+
+
+def test_ablation_runs_are_trained_once_then_reused(tiny_synth, tmp_path):
+    """The ablation scripts' helper: a finished run is read back, not retrained."""
+    from personsearch.methods.runs import train_or_reuse
+
+    overrides = [*smoke_overrides("dino", tiny_synth, tmp_path, "cpu", "none"), "engine.max_iters_per_epoch=1",
+                 "engine.epochs=1", "engine.progress=false"]
+    first = train_or_reuse("dino", overrides, tmp_path / "dino")
+    assert "mAP" in first and first["train_minutes"] >= 0
+    stamp = (tmp_path / "dino" / "model_final.pt").stat().st_mtime_ns
+    assert train_or_reuse("dino", overrides, tmp_path / "dino") == first
+    assert (tmp_path / "dino" / "model_final.pt").stat().st_mtime_ns == stamp

@@ -36,6 +36,28 @@ def save_run_config(out_dir: Path, cfg: Any) -> None:
     atomic_write_text(out_dir / CONFIG_NAME, yaml.safe_dump(to_plain(cfg), sort_keys=False))
 
 
+def train_or_reuse(recipe: str | Path, overrides: list[str], out: Path) -> dict[str, float]:
+    """Train ``recipe`` with ``overrides`` into ``out`` and return its final metrics plus
+    ``train_minutes``; a run that already holds ``metrics_final.json`` is not retrained, one with
+    checkpoints resumes (so an interrupted ablation script picks up where it stopped)."""
+    import json
+    import time
+
+    from ..engine import train
+
+    done = Path(out) / "metrics_final.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    cfg = load_recipe_config(recipe, overrides)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    save_run_config(Path(out), cfg)
+    start = time.time()
+    result = train(build_recipe(cfg, Path(out)), cfg.engine, Path(out), resume=(Path(out) / "checkpoints").is_dir())
+    metrics = {**result.metrics, "train_minutes": round((time.time() - start) / 60, 1)}
+    atomic_write_text(done, json.dumps(metrics, indent=2))
+    return metrics
+
+
 def build_recipe(cfg: Any, out_dir: Path | None = None) -> Any:
     """Instantiate the recipe named by ``cfg.method`` (a ``personsearch.engine.Recipe``)."""
     from . import recipe_class

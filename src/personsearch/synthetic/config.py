@@ -163,25 +163,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "unlabeled": {"images": 4000, "identities": 2000, "cameras": 8},
         "gallery_sizes": (50, 100, 500),
     },
-    # `standard`'s sizes, more identities, and people harder to tell apart: few garment colours (many
-    # identities share a whole outfit), fewer patterns and accessories, stronger per-camera light,
-    # blur and noise, more mis-centred and occluded crops. For pre-training methods (PASS) to have room.
-    "hard": {
-        "difficulty": {"upper_colors": 5, "lower_colors": 4, "color_jitter": 0.03, "bag_prob": 0.3,
-                       "hat_prob": 0.15, "pattern_prob": 0.3, "lighting": 0.45, "blur_max": 1.8,
-                       "noise_max": 9.0, "crop_jitter": 0.2, "occlusion_prob": 0.4},
-        "market": {"train_ids": 500, "test_ids": 500, "cameras": 6, "min_cameras_per_id": 3,
-                   "images_per_camera": (1, 4), "distractors": 600, "junk": 300},
-        "cuhk_sysu": {"train_ids": 300, "test_ids": 200, "cameras": 8, "scenes": 1800,
-                      "appearances_per_id": (2, 5), "people_per_scene": (1, 8),
-                      "width": 480, "height": 360},
-        "prw": {"train_ids": 200, "test_ids": 150, "cameras": 6, "scenes": 1200,
-                "appearances_per_id": (3, 8), "people_per_scene": (1, 8),
-                "width": 480, "height": 360},
-        "detection": {"images": 800, "cameras": 4, "width": 480, "height": 360},
-        "unlabeled": {"images": 8000, "identities": 4000, "cameras": 8},
-        "gallery_sizes": (50, 100, 500),
-    },
+}
+# `standard`'s scenes, more identities, and people harder to tell apart: few garment colours (many
+# identities share a whole outfit), fewer patterns and accessories, stronger per-camera light, blur
+# and noise, more mis-centred and occluded crops. For pre-training methods (PASS) to have room.
+PRESETS["hard"] = {
+    **PRESETS["standard"],
+    "difficulty": {"upper_colors": 5, "lower_colors": 4, "color_jitter": 0.03, "bag_prob": 0.3,
+                   "hat_prob": 0.15, "pattern_prob": 0.3, "lighting": 0.45, "blur_max": 1.8,
+                   "noise_max": 9.0, "crop_jitter": 0.2, "occlusion_prob": 0.4},
+    "market": {**PRESETS["standard"]["market"], "train_ids": 500, "test_ids": 500, "distractors": 600, "junk": 300},
+    "unlabeled": {**PRESETS["standard"]["unlabeled"], "images": 8000, "identities": 4000},
 }
 
 
