@@ -1,6 +1,7 @@
 """The model an index is built with: a spec string stored in the index, and the searcher it loads.
 
-Specs: ``pretrained`` (shipped SSDLite detector + ImageNet MobileNetV2), a training run folder or
+Specs: ``pretrained`` (a shipped detector + zero-shot ImageNet MobileNetV2 features; ``pretrained@OPTIONS``
+picks the detector and the embedding, see ``pipelines.pretrained_options``), a training run folder or
 checkpoint (stored as an absolute path), or ``py:MODULE:FACTORY``, a zero-argument callable
 returning any object with the searcher interface (``searcher(rgb)`` -> boxes, scores, embeddings;
 ``searcher.extract_query(rgb, boxes)``): a hook for custom detectors and embedders.
@@ -14,19 +15,27 @@ from pathlib import Path
 import numpy as np
 
 PRETRAINED = "pretrained"  # personsearch.pipelines.PRETRAINED, without importing torch here
+#: what "pretrained" meant for indexes built before the zero-shot embedding changed (1280-d embeddings)
+LEGACY_PRETRAINED = ("pretrained@plain+detector=ssdlite", 1280)
+
+
+def _is_pretrained(text: str) -> bool:
+    return text == PRETRAINED or text.startswith(PRETRAINED + "@")
 
 
 def model_spec(model: str | Path) -> str:
     """The spec to store: an existing path becomes absolute, anything else is kept as given."""
     text = str(model)
-    if text == PRETRAINED or text.startswith("py:"):
+    if _is_pretrained(text) or text.startswith("py:"):
         return text
     path = Path(text)
     return str(path.absolute()) if path.exists() else text
 
 
-def load_model(spec: str, score_threshold: float = 0.5):
-    """The searcher for ``spec`` (see the module note); errors name the spec."""
+def load_model(spec: str, score_threshold: float = 0.5, dim: int | None = None):
+    """The searcher for ``spec`` (see the module note); errors name the spec. ``dim``: the index's
+    embedding size, so that an index built by an older release with plain ``pretrained`` (1280-d
+    embeddings) keeps the searcher it was built with."""
     if spec.startswith("py:"):
         module, _, name = spec[3:].partition(":")
         if not module or not name:
@@ -38,7 +47,9 @@ def load_model(spec: str, score_threshold: float = 0.5):
         return factory()
     from ..pipelines import load_searcher
 
-    if spec != PRETRAINED and not Path(spec).exists():
+    if spec == PRETRAINED and dim == LEGACY_PRETRAINED[1]:
+        spec = LEGACY_PRETRAINED[0]
+    if not _is_pretrained(spec) and not Path(spec).exists():
         raise FileNotFoundError(f"model {spec}: no such run folder or checkpoint (or use 'pretrained')")
     return load_searcher(spec, score_threshold=score_threshold)
 

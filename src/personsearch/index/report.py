@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 
 from ..utils.files import atomic_write_text
 from .records import IndexHit
+from .sightings import group_sightings, timeline_svg
 
 FRAME_WIDTH = 360
 CROP_SIZE = (64, 128)
@@ -44,6 +45,20 @@ def _where(hit: IndexHit) -> str:
     if hit.camera:
         parts.append(f"camera {html.escape(hit.camera)}")
     return "<br>".join(parts)
+
+
+def _sightings_html(hits: Sequence[IndexHit]) -> str:
+    """Timeline and table of the hits grouped into sightings (videos only; empty for still images)."""
+    sightings = [s for s in group_sightings(hits) if s.start is not None]
+    if not sightings:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(Path(s.source).name)}</td><td>{html.escape(s.camera or '')}</td>"
+        f"<td>{s.start:.1f} s</td><td>{s.end:.1f} s</td><td>{len(s.hits)}</td><td>{s.best.similarity:.4f}</td></tr>"
+        for s in sightings)
+    return (f"<h3>{len(sightings)} sightings</h3>{timeline_svg(sightings)}"
+            "<table><tr><th>source</th><th>camera</th><th>from</th><th>to</th><th>hits</th><th>best similarity</th>"
+            f"</tr>{rows}</table>")
 
 
 def query_report_html(out: str | Path, query_rgb: np.ndarray, query_box: Sequence[float], query_note: str,
@@ -81,6 +96,7 @@ tr:nth-child(even){{background:#f4f4f4}} img{{display:block}} .missing{{color:#b
 <h2>{html.escape(title)}</h2>
 <table><tr><td><img src="{crop_uri}"></td><td><img src="{frame_uri}"></td>
 <td>query: {html.escape(query_note)}<br>box [{", ".join(f"{v:.0f}" for v in query_box)}]</td></tr></table>
+{_sightings_html(hits)}
 <h3>{len(hits)} hits, best first</h3>
 <table>{"".join(rows)}</table></body></html>"""
     out = Path(out)

@@ -2,9 +2,11 @@
 
 from .end_to_end import EndToEndSearcher
 from .images import check_boxes, load_rgb
-from .loading import PRETRAINED, Searcher, load_searcher, pretrained_searcher
+from .loading import (PRETRAINED, Searcher, ZeroShot, is_pretrained, load_searcher, pretrained_options,
+                      pretrained_searcher, shipped_detector)
 from .search import SearchHit, embed_gallery, rank_gallery, search
 from .two_step import TwoStepSearcher
 
-__all__ = ["EndToEndSearcher", "PRETRAINED", "SearchHit", "Searcher", "TwoStepSearcher", "check_boxes",
-           "embed_gallery", "load_rgb", "load_searcher", "pretrained_searcher", "rank_gallery", "search"]
+__all__ = ["EndToEndSearcher", "PRETRAINED", "SearchHit", "Searcher", "TwoStepSearcher", "ZeroShot", "check_boxes",
+           "embed_gallery", "is_pretrained", "load_rgb", "load_searcher", "pretrained_options", "pretrained_searcher",
+           "rank_gallery", "search", "shipped_detector"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .end_to_end import EndToEndSearcher
 from .images import ImageLike
 from .two_step import ModelDetector, TwoStepSearcher
@@ -23,18 +25,88 @@ class Searcher(Protocol):
     def extract_query(self, image: ImageLike, boxes) -> np.ndarray: ...
 
 
-def _ssdlite(score_threshold: float, tile: bool):
-    from ..detection import SsdlitePersonDetector
-
-    return SsdlitePersonDetector(score_threshold=score_threshold, tile=tile).detect
+DETECTORS = ("nanodet", "ssdlite")
+DEFAULT_DETECTOR = "nanodet"
 
 
-def pretrained_searcher(score_threshold: float = 0.5, tile: bool = False) -> TwoStepSearcher:
-    """Zero-training two-step search: the shipped SSDLite person detector + ImageNet MobileNetV2 features."""
-    from ..models import build_reid_model
+def shipped_detector(name: str, score_threshold: float = 0.5, tile: bool = False):
+    """A shipped offline person detector's ``detect``: ``nanodet`` (NanoDet-g 416, COCO) or ``ssdlite``
+    (``tile``: also overlapping tiles at native resolution, for small far people; 3-4x slower)."""
+    from ..detection import NanodetPersonDetector, SsdlitePersonDetector
 
-    embedder = channels_last(build_reid_model("mobilenetv2", 0, weights="imagenet", neck="none"))
-    return TwoStepSearcher(_ssdlite(score_threshold, tile), embedder, crop_size=(256, 128))
+    if name == "ssdlite":
+        return SsdlitePersonDetector(score_threshold=score_threshold, tile=tile).detect
+    if name == "nanodet":
+        if tile:
+            raise ValueError("tile applies to the ssdlite detector only (NanoDet's input size is fixed)")
+        return NanodetPersonDetector(score_threshold=score_threshold).detect
+    raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
+
+
+@dataclass(frozen=True)
+class ZeroShot:
+    """How the pretrained pipeline turns ImageNet MobileNetV2 features into person embeddings
+    (``models.zero_shot.ZeroShotEmbedder``): ``ZeroShot.plain()`` is the global average alone."""
+
+    taps: tuple[int, ...] = (13, 17)
+    parts: int = 6
+    colour_bins: int = 0
+    weights: tuple[float, ...] | None = None
+    flip: bool = True
+
+    @classmethod
+    def plain(cls) -> "ZeroShot":
+        """Global average of the last block, no flip: the embedding of the first releases."""
+        return cls(taps=(-1,), parts=0, flip=False)
+
+
+def is_pretrained(model: str | Path) -> bool:
+    """Whether ``model`` names the pretrained pipeline: ``pretrained`` or ``pretrained@OPTIONS``."""
+    return str(model) == PRETRAINED or str(model).startswith(PRETRAINED + "@")
+
+
+def pretrained_options(spec: str) -> dict:
+    """``pretrained_searcher`` keyword arguments from ``pretrained@opt+opt...``.
+
+    Options: ``detector=nanodet|ssdlite``, ``tile``; the embedding (``ZeroShot``): ``plain`` (global
+    average of the last block, no flip: the first releases' embedding), ``parts=N``, ``flip=0|1``,
+    ``taps=13/17`` (block indices), ``colour=BINS``, ``w=1/0.5`` (weight per tap, then colour).
+    ValueError naming unknown or malformed options.
+    """
+    from dataclasses import replace
+
+    if not is_pretrained(spec):
+        raise ValueError(f"{spec!r} is not a pretrained pipeline spec (pretrained or pretrained@OPTIONS)")
+    opts = str(spec)[len(PRETRAINED) + 1:]
+    options = dict(o.partition("=")[::2] for o in filter(None, opts.split("+")))
+    fields = {"parts": ("parts", int), "flip": ("flip", lambda v: bool(int(v))),
+              "taps": ("taps", lambda v: tuple(int(t) for t in v.split("/"))),
+              "colour": ("colour_bins", int), "w": ("weights", lambda v: tuple(float(t) for t in v.split("/")))}
+    unknown = sorted(set(options) - {"tile", "plain", "detector", *fields})
+    if unknown:
+        raise ValueError(f"model {spec!r}: unknown options {unknown} (known: detector, tile, plain, "
+                         f"{', '.join(fields)})")
+    try:
+        changes = {fields[k][0]: fields[k][1](v) for k, v in options.items() if k in fields}
+    except ValueError as err:
+        raise ValueError(f"model {spec!r}: malformed option value ({err})") from None
+    zero_shot = replace(ZeroShot.plain() if "plain" in options else ZeroShot(), **changes)
+    return {"zero_shot": zero_shot, "tile": "tile" in options, "detector": options.get("detector", DEFAULT_DETECTOR)}
+
+
+def pretrained_searcher(score_threshold: float = 0.5, tile: bool = False, zero_shot: ZeroShot = ZeroShot(),
+                        detector: str = DEFAULT_DETECTOR) -> TwoStepSearcher:
+    """Zero-training two-step search: a shipped person detector (``shipped_detector``) + ImageNet
+    MobileNetV2 features made person-aware by ``zero_shot`` (parts, flip, mid-level tap; ``ZeroShot``)."""
+    from ..models.backbones import build_backbone
+    from ..models.zero_shot import ZeroShotEmbedder
+
+    features = build_backbone("mobilenetv2", weights="imagenet").features
+    embedder = ZeroShotEmbedder(features, taps=zero_shot.taps, parts=zero_shot.parts,
+                                colour_bins=zero_shot.colour_bins, weights=zero_shot.weights, flip=zero_shot.flip,
+                                mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return TwoStepSearcher(shipped_detector(detector, score_threshold, tile), channels_last(embedder),
+                           crop_size=(256, 128))
 
 
 def channels_last(module: torch.nn.Module) -> torch.nn.Module:
@@ -44,17 +116,22 @@ def channels_last(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def load_searcher(model: str | Path = PRETRAINED, *, score_threshold: float = 0.5, tile: bool = False,
-                  dtype: torch.dtype | None = None, nhwc: bool = True) -> Searcher:
-    """A searcher from ``"pretrained"`` or a training run (folder or checkpoint file).
+                  dtype: torch.dtype | None = None, nhwc: bool = True, zero_shot: ZeroShot | None = None,
+                  detector: str = DEFAULT_DETECTOR) -> Searcher:
+    """A searcher from ``"pretrained"`` (or ``pretrained@OPTIONS``, see ``pretrained_options``) or a
+    training run (folder or checkpoint file).
 
     The run's recipe says what it becomes (``Recipe.inference``): a person search run (e.g. NAE)
     is used end to end; a ReID run becomes the embedder of a two-step pipeline behind the shipped
     SSDLite detector. ``score_threshold`` drops weaker detections; ``tile`` makes the SSDLite
     detector look for small, far people (slower). ``dtype`` (e.g. ``torch.bfloat16``) runs the
     trained networks under autocast; ``nhwc`` puts them in channels-last memory (the default).
+    ``zero_shot`` sets the pretrained pipeline's embedding (default ``ZeroShot()``).
     """
-    if str(model) == PRETRAINED:
-        return pretrained_searcher(score_threshold, tile)
+    if is_pretrained(model):
+        if str(model) == PRETRAINED:
+            return pretrained_searcher(score_threshold, tile, zero_shot or ZeroShot(), detector)
+        return pretrained_searcher(score_threshold, **pretrained_options(str(model)))
     from ..methods.runs import load_run
 
     _, recipe, net = load_run(model, need_data=False)
@@ -65,6 +142,6 @@ def load_searcher(model: str | Path = PRETRAINED, *, score_threshold: float = 0.
     if forms.crop_embedder is None:
         raise ValueError(f"{model}: a detector run finds people but cannot tell them apart; train a two_step "
                          "recipe with it as detector_run and search with that run")
-    detector = _ssdlite(score_threshold, tile) if forms.detector is None else \
+    find = shipped_detector(detector, score_threshold, tile) if forms.detector is None else \
         ModelDetector(prepare(forms.detector), score_threshold)
-    return TwoStepSearcher(detector, prepare(forms.crop_embedder), crop_size=forms.input_size, dtype=dtype)
+    return TwoStepSearcher(find, prepare(forms.crop_embedder), crop_size=forms.input_size, dtype=dtype)

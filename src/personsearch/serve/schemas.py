@@ -48,6 +48,18 @@ class HitOut(BaseModel):
     thumbnail_url: str = Field(description="the person crop (small JPEG)")
 
 
+class SightingOut(BaseModel):
+    """Hits of one video grouped into a passage: consecutive hits at most 3 s apart."""
+
+    source: str = Field(description="name of the video file (no folder)")
+    camera: Optional[str] = None
+    start: float = Field(description="seconds into the video of the first hit")
+    end: float = Field(description="seconds into the video of the last hit")
+    similarity: float = Field(description="the best similarity among its hits")
+    best_id: int = Field(description="person id of its most similar hit")
+    hit_ids: list[int] = Field(description="person ids of its hits, best first")
+
+
 class QueryOut(BaseModel):
     """Search results for one query person: one in an uploaded image, or one already indexed."""
 
@@ -62,6 +74,8 @@ class QueryOut(BaseModel):
     width: int = Field(description="width of the query image (or of the indexed person's image or frame)")
     height: int = Field(description="height of the query image (or of the indexed person's image or frame)")
     hits: list[HitOut]
+    sightings: list[SightingOut] = Field(description="the hits of videos grouped into passages (which video, "
+                                                     "from when to when), best first; still images are left out")
     took_ms: float
 
 

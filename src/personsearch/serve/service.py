@@ -12,6 +12,7 @@ import numpy as np
 
 from ..index import EmptyIndexError, IndexFrame, IndexHit, PersonIndex, query_person
 from ..index.frames import source_key
+from ..index.sightings import group_sightings
 from ..pipelines import Searcher
 from .budget import PixelBudget
 from .render import frame_with_box, person_crop
@@ -97,7 +98,7 @@ class SearchService:
                                 "(form field 'box' = x1,y1,x2,y2)")
         return {"box": person.box, "box_source": "given" if box is not None else "detected",
                 "det_score": person.det_score, "person_id": None,
-                "hits": self._search(person.embedding, top_k, rerank, root)}
+                **self._search(person.embedding, top_k, rerank, root)}
 
     def query_by_id(self, person_id: int, top_k: int, rerank: bool, root: str = "") -> dict:
         """Hits for the indexed person ``person_id``, searched with their stored embedding (nothing is
@@ -108,15 +109,20 @@ class SearchService:
         except KeyError:
             raise self._unknown(person_id) from None
         return {"box": person.box, "box_source": "indexed", "det_score": person.det_score, "person_id": person_id,
-                "width": frame.width, "height": frame.height, "hits": self._search(embedding, top_k, rerank, root)}
+                "width": frame.width, "height": frame.height, **self._search(embedding, top_k, rerank, root)}
 
-    def _search(self, embedding: np.ndarray, top_k: int, rerank: bool, root: str) -> list[dict]:
+    def _search(self, embedding: np.ndarray, top_k: int, rerank: bool, root: str) -> dict[str, list[dict]]:
+        """``{"hits": [...], "sightings": [...]}`` (sightings: the hits of videos grouped by passage)."""
         self._refresh()
         try:
             hits = self.index.search(embedding, top_k=top_k, rerank=rerank)
         except EmptyIndexError:
             hits = []
-        return [self.hit_json(h, root) for h in hits]
+        sightings = [{"source": public_name(s.source), "camera": s.camera, "start": s.start, "end": s.end,
+                      "similarity": s.best.similarity, "best_id": s.best.person_id,
+                      "hit_ids": [h.person_id for h in s.hits]}
+                     for s in group_sightings(hits) if s.start is not None]
+        return {"hits": [self.hit_json(h, root) for h in hits], "sightings": sightings}
 
     def _refresh(self) -> None:
         """Pick up people another process (``personsearch index add``) committed, at most once a second."""

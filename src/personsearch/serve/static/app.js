@@ -228,7 +228,47 @@ function element(tag, className, text) {
   return node;
 }
 
+function clock(seconds) {
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes}:${(seconds - 60 * minutes).toFixed(1).padStart(4, "0")}`;
+}
+
+// Sightings: one row per video, a bar per passage (from its first to its last hit); click = best hit.
+function renderSightings(result) {
+  const box = $("sightings");
+  box.replaceChildren();
+  const sightings = result.sightings || [];
+  box.hidden = sightings.length === 0;
+  if (!sightings.length) return;
+  const t0 = Math.min(...sightings.map((s) => s.start));
+  const span = Math.max(1e-6, Math.max(...sightings.map((s) => s.end)) - t0);
+  const best = Math.max(...sightings.map((s) => s.similarity));
+  const worst = Math.min(...sightings.map((s) => s.similarity));
+  box.append(element("h3", "", `${sightings.length} sightings · ${clock(t0)} to ${clock(t0 + span)}`));
+  const sources = [...new Set(sightings.map((s) => s.source))];
+  for (const source of sources) {
+    const row = element("div", "sighting-row");
+    row.append(element("span", "sighting-source", source));
+    const track = element("div", "sighting-track");
+    for (const s of sightings.filter((x) => x.source === source)) {
+      const bar = element("button", "sighting");
+      bar.style.left = `${((s.start - t0) / span) * 100}%`;
+      bar.style.width = `max(6px, ${((s.end - s.start) / span) * 100}%)`;
+      const strength = best === worst ? 1 : (s.similarity - worst) / (best - worst);
+      bar.style.opacity = (0.35 + 0.65 * strength).toFixed(2);
+      bar.title = `${source}${s.camera ? " camera " + s.camera : ""}: ${clock(s.start)}-${clock(s.end)}, `
+        + `${s.hit_ids.length} hits, best similarity ${s.similarity.toFixed(3)}`;
+      const hit = result.hits.find((h) => h.id === s.best_id);
+      if (hit) bar.addEventListener("click", () => openViewer(hit));
+      track.append(bar);
+    }
+    row.append(track);
+    box.append(row);
+  }
+}
+
 function renderHits(result) {
+  renderSightings(result);
   const list = $("hits");
   list.replaceChildren();
   $("no-results").hidden = result.hits.length > 0;
