@@ -24,6 +24,7 @@ VERBS = {
     "extract": ("extract", "embed every image of a folder with a trained run"),
     "demo": ("demo", "the main job on the embedded synthetic benchmark"),
     "index": ("index", "build, extend or inspect a searchable index of the people in images and videos"),
+    "adapt": ("adapt", "tune the pretrained embedder on an index's own video (no labels), then re-embed the index"),
     "query": ("query", "find a person (query image + box) in an index: ranked hits, JSON, HTML report"),
     "serve": ("serve", "REST API and web page over a gallery index"),
 }

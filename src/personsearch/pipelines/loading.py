@@ -70,7 +70,8 @@ def pretrained_options(spec: str) -> dict:
 
     Options: ``detector=nanodet|ssdlite``, ``tile``; the embedding (``ZeroShot``): ``plain`` (global
     average of the last block, no flip: the first releases' embedding), ``parts=N``, ``flip=0|1``,
-    ``taps=13/17`` (block indices), ``colour=BINS``, ``w=1/0.5`` (weight per tap, then colour).
+    ``taps=13/17`` (block indices), ``colour=BINS``, ``w=1/0.5`` (weight per tap, then colour);
+    ``weights=PATH``: the embedder's tuned weights (``personsearch adapt`` writes them; PATH without ``+``).
     ValueError naming unknown or malformed options.
     """
     from dataclasses import replace
@@ -82,7 +83,7 @@ def pretrained_options(spec: str) -> dict:
     fields = {"parts": ("parts", int), "flip": ("flip", lambda v: bool(int(v))),
               "taps": ("taps", lambda v: tuple(int(t) for t in v.split("/"))),
               "colour": ("colour_bins", int), "w": ("weights", lambda v: tuple(float(t) for t in v.split("/")))}
-    unknown = sorted(set(options) - {"tile", "plain", "detector", *fields})
+    unknown = sorted(set(options) - {"tile", "plain", "detector", "weights", *fields})
     if unknown:
         raise ValueError(f"model {spec!r}: unknown options {unknown} (known: detector, tile, plain, "
                          f"{', '.join(fields)})")
@@ -91,11 +92,23 @@ def pretrained_options(spec: str) -> dict:
     except ValueError as err:
         raise ValueError(f"model {spec!r}: malformed option value ({err})") from None
     zero_shot = replace(ZeroShot.plain() if "plain" in options else ZeroShot(), **changes)
-    return {"zero_shot": zero_shot, "tile": "tile" in options, "detector": options.get("detector", DEFAULT_DETECTOR)}
+    return {"zero_shot": zero_shot, "tile": "tile" in options, "detector": options.get("detector", DEFAULT_DETECTOR),
+            "weights": options.get("weights")}
+
+
+def save_embedder(embedder: torch.nn.Module, path: str | Path) -> None:
+    """Write a (tuned) zero-shot embedder's weights atomically, for ``pretrained@...+weights=PATH``."""
+    import io
+
+    from ..utils.files import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    torch.save({k: v.contiguous() for k, v in embedder.state_dict().items()}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def pretrained_searcher(score_threshold: float = 0.5, tile: bool = False, zero_shot: ZeroShot = ZeroShot(),
-                        detector: str = DEFAULT_DETECTOR) -> TwoStepSearcher:
+                        detector: str = DEFAULT_DETECTOR, weights: str | Path | None = None) -> TwoStepSearcher:
     """Zero-training two-step search: a shipped person detector (``shipped_detector``) + ImageNet
     MobileNetV2 features made person-aware by ``zero_shot`` (parts, flip, mid-level tap; ``ZeroShot``)."""
     from ..models.backbones import build_backbone
@@ -105,6 +118,14 @@ def pretrained_searcher(score_threshold: float = 0.5, tile: bool = False, zero_s
     embedder = ZeroShotEmbedder(features, taps=zero_shot.taps, parts=zero_shot.parts,
                                 colour_bins=zero_shot.colour_bins, weights=zero_shot.weights, flip=zero_shot.flip,
                                 mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"embedder weights {weights}: no such file (written by `personsearch adapt`)")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        try:
+            embedder.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"embedder weights {weights} do not fit this embedding ({err})") from None
     return TwoStepSearcher(shipped_detector(detector, score_threshold, tile), channels_last(embedder),
                            crop_size=(256, 128))
 

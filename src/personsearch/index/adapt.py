@@ -1,0 +1,206 @@
+"""``personsearch adapt``: tune the pretrained embedder on an index's own footage, then re-embed it.
+
+1. Tracklets (``tracklets.link_tracklets``) over the indexed frames of every video: the same person
+   in consecutive indexed frames, kept only where unambiguous. Their crops, labelled by tracklet,
+   are the training set (positives: one tracklet; negatives: the others, including the other people
+   of the same frames). No labels, no other data.
+2. The pretrained pipeline's zero-shot embedder is tuned on them (``methods.tracklet_finetune``);
+   its weights go to ``INDEX/adapt/embedder-HASH.pt`` and the index's model becomes
+   ``pretrained@...+weights=INDEX/adapt/embedder-HASH.pt``.
+3. Every indexed person is embedded again with the tuned model (boxes kept, nothing re-detected),
+   per source into ``INDEX/adapt/``, then swapped in with the new model in one SQLite transaction;
+   the vector file is rebuilt. A killed run resumes: training from its last state, re-embedding from
+   the last finished source; until the swap the index stays as it was and answers queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..utils.files import atomic_write_bytes, atomic_write_text
+from .frames import read_source, video_frames
+from .model import load_model
+from .store import PersonIndex
+from .writing import VECTORS_NAME
+
+WORK = "adapt"
+ROWS = ("SELECT people.id, sources.id, sources.path, sources.kind, frames.frame, people.x1, people.y1, "
+        "people.x2, people.y2 FROM people JOIN frames ON people.frame_id = frames.id "
+        "JOIN sources ON frames.source_id = sources.id ORDER BY sources.id, frames.frame, people.id")
+
+
+@dataclass
+class AdaptReport:
+    """What an adaptation did: tracklets and crops trained on, loss at the start and end, people re-embedded."""
+
+    tracklets: int
+    crops: int
+    steps: int
+    first_loss: float
+    last_loss: float
+    people: int
+    seconds: float
+    model: str
+
+
+def _frames_of(rows: list[tuple]) -> dict[int, list[tuple[int, list[tuple]]]]:
+    """source id -> [(frame number, its person rows)] in frame order."""
+    out: dict[int, list[tuple[int, list[tuple]]]] = {}
+    for row in rows:
+        frames = out.setdefault(row[1], [])
+        if not frames or frames[-1][0] != row[4]:
+            frames.append((row[4], []))
+        frames[-1][1].append(row)
+    return out
+
+
+def _decoded(path: str, kind: str, wanted: list[int]):
+    """(frame number, RGB) for the wanted frames of a source, decoded in one pass for a video."""
+    if kind != "video":
+        yield wanted[0], read_source(path, kind, wanted[0])
+        return
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: indexed video is no longer on disk")
+    need = set(wanted)
+    for frame in video_frames(path, start=min(wanted), stop=max(wanted) + 1):
+        if frame.rgb is not None and frame.frame in need:
+            yield frame.frame, frame.rgb
+
+
+def training_set(rows: list[tuple], crop, max_crops: int, seed: int):
+    """(crops, tracklet labels, number of tracklets) from the indexed videos; ``crop(rgb, boxes)`` cuts."""
+    import torch
+
+    from .tracklets import link_tracklets
+
+    by_source = _frames_of(rows)
+    wanted: dict[int, list[tuple[int, np.ndarray, int]]] = {}  # source -> (frame, box, label)
+    label = 0
+    for source, frames in by_source.items():
+        if frames[0][1][0][3] != "video":
+            continue
+        boxes = [np.array([r[5:9] for r in people], np.float64) for _, people in frames]
+        for track in link_tracklets(boxes):
+            wanted.setdefault(source, []).extend((frames[f][0], boxes[f][b], label) for f, b in track)
+            label += 1
+    if label < 2:
+        raise ValueError(f"adaptation needs people followed over consecutive indexed frames of a video; found "
+                         f"{label} tracklet(s): index a video with a smaller --every (e.g. 2 frames per second)")
+    picks = [(s, f, b, lab) for s, items in wanted.items() for f, b, lab in items]
+    if len(picks) > max_crops:
+        keep = np.random.default_rng(seed).choice(len(picks), max_crops, replace=False)
+        picks = [picks[i] for i in sorted(keep)]
+    crops, labels = [], []
+    for source in sorted({p[0] for p in picks}):
+        mine = [p for p in picks if p[0] == source]
+        first = by_source[source][0][1][0]
+        boxes_at: dict[int, list[tuple[np.ndarray, int]]] = {}
+        for _, f, b, lab in mine:
+            boxes_at.setdefault(f, []).append((b, lab))
+        for f, rgb in _decoded(first[2], first[3], sorted(boxes_at)):
+            items = boxes_at[f]
+            crops.append(crop(rgb, np.stack([b for b, _ in items])).half())
+            labels += [lab for _, lab in items]
+    return torch.cat(crops), np.array(labels), label
+
+
+def _reembed(index: PersonIndex, searcher, rows: list[tuple], work: Path, progress: bool) -> dict[int, np.ndarray]:
+    """person id -> new embedding, one ``work/emb_SOURCE.npz`` per finished source (resumable)."""
+    from tqdm import tqdm
+
+    out: dict[int, np.ndarray] = {}
+    by_source = _frames_of(rows)
+    bar = tqdm(total=len(rows), desc="re-embed", unit="person", disable=not progress)
+    for source, frames in by_source.items():
+        done = work / f"emb_{source}.npz"
+        if done.is_file():
+            saved = np.load(done)
+            out.update(zip(saved["ids"].tolist(), saved["embeddings"]))
+            bar.update(len(saved["ids"]))
+            continue
+        first = frames[0][1][0]
+        people = dict(frames)
+        ids, embs = [], []
+        for f, rgb in _decoded(first[2], first[3], [f for f, _ in frames]):
+            rows_f = people[f]
+            embs.append(np.asarray(searcher.extract_query(rgb, np.array([r[5:9] for r in rows_f])), np.float32))
+            ids += [r[0] for r in rows_f]
+            bar.update(len(rows_f))
+        if len(ids) != sum(len(p) for p in people.values()):
+            raise ValueError(f"{first[2]}: some indexed frames could not be decoded again; adaptation stopped "
+                             "before changing the index")
+        buffer = io.BytesIO()
+        np.savez(buffer, ids=np.array(ids), embeddings=np.concatenate(embs))
+        atomic_write_bytes(done, buffer.getvalue())
+        out.update(zip(ids, np.concatenate(embs)))
+    bar.close()
+    return out
+
+
+def with_weights(spec: str, weights: Path) -> str:
+    """``spec`` (a pretrained spec) with its ``weights=`` option set to ``weights``."""
+    base, _, opts = spec.partition("@")
+    kept = [o for o in opts.split("+") if o and not o.startswith("weights=")]
+    return f"{base}@{'+'.join([*kept, f'weights={weights}'])}"
+
+
+def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, progress: bool = True) -> AdaptReport:
+    """Adapt the index at ``path`` to its own footage (see the module docstring); returns the report."""
+    from ..pipelines import FinetuneConfig, finetune_on_tracklets, is_pretrained, save_embedder
+
+    start = time.time()
+    cfg = cfg or FinetuneConfig()
+    index = PersonIndex.open(path)
+    try:
+        spec = index.model
+        if not is_pretrained(spec):
+            raise ValueError(f"{path}: built with model {spec}; adaptation tunes the pretrained pipeline's "
+                             "embedder (build the index with --model pretrained)")
+        work = Path(path) / WORK
+        work.mkdir(exist_ok=True)
+        plan = json.dumps({"spec": spec, "cfg": cfg.__dict__, "max_crops": max_crops}, sort_keys=True)
+        if (work / "plan.json").is_file() and (work / "plan.json").read_text() != plan:
+            for stale in work.iterdir():
+                stale.unlink()
+        atomic_write_text(work / "plan.json", plan)
+        with index._writer.hold():
+            rows = index._conns.get().execute(ROWS).fetchall()
+            searcher = load_model(spec, index.meta.get("score_threshold", 0.5), dim=index.dim)
+            embedder = getattr(searcher, "embedder", None)
+            if embedder is None or not hasattr(embedder, "features"):
+                raise ValueError(f"{path}: the model {spec} has no tunable zero-shot embedder")
+            crops, labels, tracklets = training_set(rows, searcher._crops, max_crops, cfg.seed)
+            losses = finetune_on_tracklets(embedder, crops, labels, cfg, work / "state.pt", progress)
+            # a new file per adaptation: the index keeps pointing at the weights its embeddings came from
+            weights = (work / f"embedder-{hashlib.sha1(plan.encode()).hexdigest()[:10]}.pt").absolute()
+            save_embedder(embedder, weights)
+            new_spec = with_weights(spec, weights)
+            fresh = _reembed(index, searcher, rows, work, progress)
+            conn = index._conns.get()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("UPDATE people SET embedding = ? WHERE id = ?",
+                                 ((np.asarray(e, "<f4").tobytes(), int(i)) for i, e in fresh.items()))
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'model'", (json.dumps(new_spec),))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            (Path(path) / VECTORS_NAME).unlink(missing_ok=True)
+    finally:
+        index.close()
+    PersonIndex.open(path).close()  # rebuilds and saves the vector file from the new embeddings
+    for name in ("state.pt", "plan.json", *(p.name for p in work.glob("emb_*.npz"))):
+        (work / name).unlink(missing_ok=True)
+    return AdaptReport(tracklets, len(labels), len(losses), losses[0], float(np.mean(losses[-10:])), len(fresh),
+                       round(time.time() - start, 1), new_spec)
+
+
+__all__ = ["AdaptReport", "adapt_index", "training_set", "with_weights"]
