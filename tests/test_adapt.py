@@ -115,7 +115,13 @@ def test_adapting_on_a_few_vtest_frames_raises_the_same_person_margin(tmp_path, 
                  "--start", "200", "--stop", "500"]) == 0
     before = PersonIndex.open(tmp_path / "idx")
     old_model, people_count = before.model, len(before)
+    query_frame, query_box = before.frame_image(0), before.hit(0).box
     before.close()
+    from fastapi.testclient import TestClient
+
+    from personsearch.serve import create_app
+
+    client = TestClient(create_app(tmp_path / "idx"), base_url="http://localhost")  # serving while adapting
     assert main(["-q", "adapt", "--index", str(tmp_path / "idx"), "--steps", "15", "--json"]) == 0
     import json
 
@@ -127,6 +133,15 @@ def test_adapting_on_a_few_vtest_frames_raises_the_same_person_margin(tmp_path, 
     hits = after.search(after.embedding(0), top_k=1)
     assert hits[0].person_id == 0 and hits[0].similarity == pytest.approx(1.0, abs=1e-4)  # vectors rebuilt
     after.close()
+    import io
+
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.fromarray(query_frame).save(jpeg, format="PNG")
+    served = client.post("/api/query", files={"image": ("q.png", jpeg.getvalue(), "image/png")},
+                         data={"box": ",".join(f"{v:.3f}" for v in query_box), "top_k": "1"}).json()
+    assert served["hits"][0]["id"] == 0 and served["hits"][0]["similarity"] > 0.999  # the server follows the model
     people = real_footage.load_people()
     frames = {f.frame: f.rgb for f in video_frames(VTEST, start=200, stop=500, every=5)}
     gained = _margin(load_searcher(report["model"]), frames, people) - _margin(load_searcher(old_model), frames, people)

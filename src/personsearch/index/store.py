@@ -10,6 +10,7 @@ connection, seeing the last committed state.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -133,8 +134,14 @@ class PersonIndex(Writing):
         return True
 
     def refresh(self) -> int:
-        """Pick up people committed by another process since open; returns the number of people."""
+        """Pick up people committed by another process since open (and a new model with re-embedded
+        people, after ``personsearch adapt``); returns the number of people."""
         conn = self._conns.get()
+        model = conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+        if model is not None and json.loads(model[0]) != self.meta["model"]:
+            self.meta = metadata.read_meta(conn, self._db)
+            self._load_vectors()
+            return len(self)
         with self._lock:
             have, n = self._vectors.ntotal, metadata.count_people(conn)
             if n > have:

@@ -67,13 +67,14 @@ def create_app(index_path: str | Path, searcher: Searcher | None = None, *,
     from ..index import PersonIndex
 
     index = PersonIndex.open(index_path)
-    if searcher is None:
+    own = searcher is None
+    if own:
         searcher = index.load_searcher()
     folder = Path(upload_dir) if upload_dir is not None else Path(index_path) / "uploads"
     app = FastAPIOffline(title="personsearch", version=__version__, description=DESCRIPTION,
                          static_url="/docs-assets")
     app.state.service = SearchService(index, searcher, folder, max_upload_bytes, budget=PixelBudget(pixel_budget),
-                                      max_image_pixels=max_image_pixels)
+                                      max_image_pixels=max_image_pixels, own_searcher=own)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_upload_bytes, timeout_s=body_timeout_s)
     app.add_middleware(RequestGuard, allowed_hosts=list(allowed_hosts), allowed_origins=list(allowed_origins))
     app.add_exception_handler(ApiError, _api_error)

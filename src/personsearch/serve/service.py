@@ -64,9 +64,11 @@ class SearchService:
 
     def __init__(self, index: PersonIndex, searcher: Searcher, upload_dir: Path, max_upload_bytes: int,
                  cache_size: int = 512, budget: PixelBudget | None = None,
-                 max_image_pixels: int = MAX_IMAGE_PIXELS) -> None:
+                 max_image_pixels: int = MAX_IMAGE_PIXELS, own_searcher: bool = False) -> None:
         self.index = index
         self.searcher = searcher
+        self._model = index.model  # a new model (``personsearch adapt``) reloads an own searcher
+        self._own_searcher = own_searcher
         self.upload_dir = Path(upload_dir)
         self.max_upload_bytes = max_upload_bytes
         self.budget = budget or PixelBudget()
@@ -92,6 +94,7 @@ class SearchService:
 
     def query(self, rgb: np.ndarray, box: np.ndarray | None, top_k: int, rerank: bool, root: str = "") -> dict:
         """Hits for the person in ``box`` of ``rgb`` (the most confident detection if ``box`` is None)."""
+        self._refresh()  # before embedding: the index may have a new model since the last query
         person = self._searcher_call(lambda: query_person(self.searcher, rgb, None if box is None else box[None]))
         if box is None and person.detected == 0:
             raise ApiError(422, "no person was found in the query image: draw a box around the person "
@@ -130,6 +133,10 @@ class SearchService:
         if now - self._refreshed > 1.0:
             self._refreshed = now
             self.index.refresh()
+            if self.index.model != self._model:  # re-embedded with another model: queries must follow
+                if self._own_searcher:
+                    self.searcher = self.index.load_searcher()
+                self._model = self.index.model
 
     @staticmethod
     def hit_json(hit: IndexHit, root: str = "") -> dict:
