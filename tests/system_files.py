@@ -27,3 +27,24 @@ def require_chromium() -> str:
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (tools/system_deps.sh test does it as root)")
     return CHROMIUM
+
+
+def vtest_frames(frame_ids) -> list:
+    """RGB uint8 frames ``frame_ids`` (ascending) of vtest.avi, or a test failure naming the package."""
+    import cv2  # opencv-python-headless
+    import numpy as np
+
+    require_vtest()
+    cap = cv2.VideoCapture(str(VTEST))
+    out, i = [], 0
+    try:
+        while len(out) < len(frame_ids):
+            ok, bgr = cap.read()
+            assert ok, f"could not decode frame {i} of {VTEST}"
+            if i in frame_ids:
+                out.append(np.ascontiguousarray(bgr[:, :, ::-1]))
+            i += 1
+    finally:
+        cap.release()
+    assert out[0].shape == (576, 768, 3) and out[0].dtype == np.uint8
+    return out

@@ -11,42 +11,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from system_files import VTEST, require_vtest
+from system_files import vtest_frames
 
 from personsearch.detection import NanodetPersonDetector, SsdlitePersonDetector, nanodet_model_path
 from personsearch.detection.nanodet import INPUT_SIZE, REG_MAX
+from personsearch.evaluation.detection import box_iou
 
 FRAME_IDS = (100, 300, 500, 700)
 THRESHOLD = 0.5
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:4], b[None, :, 2:4])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
+    return box_iou(np.asarray(a)[:, None, :4], np.asarray(b)[None, :, :4])
 
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    require_vtest()
-    import cv2  # opencv-python-headless
-
-    cap = cv2.VideoCapture(str(VTEST))
-    out, i = [], 0
-    try:
-        while len(out) < len(FRAME_IDS):
-            ok, bgr = cap.read()
-            assert ok, f"could not decode frame {i} of {VTEST}"
-            if i in FRAME_IDS:
-                out.append(np.ascontiguousarray(bgr[:, :, ::-1]))
-            i += 1
-    finally:
-        cap.release()
-    assert out[0].shape == (576, 768, 3) and out[0].dtype == np.uint8
-    return out
+    return vtest_frames(FRAME_IDS)
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .images import as_rgb_uint8
+
 __all__ = ["NanodetPersonDetector", "nanodet_model_path"]
 
 #: side (pixels) of the fixed network input
@@ -53,25 +55,6 @@ _INPUT_NAME = "image"
 def nanodet_model_path() -> Path:
     """Path of the NanoDet ONNX file installed with the package."""
     return Path(str(resources.files("personsearch") / "assets" / "nanodet_person.onnx"))
-
-
-def _as_rgb_uint8(image) -> np.ndarray:
-    """Validate an RGB uint8 HxWx3 array or PIL image; return a contiguous array."""
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array or PIL.Image, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 RGB HxWx3, got dtype {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be uint8 RGB HxWx3, got shape {image.shape}")
-    if image.shape[0] < 2 or image.shape[1] < 2:
-        raise ValueError(f"image is too small: shape {image.shape}")
-    return np.ascontiguousarray(image)
 
 
 class NanodetPersonDetector:
@@ -224,7 +207,7 @@ class NanodetPersonDetector:
             float32 array (N, 5): [x1, y1, x2, y2, score] in pixel coordinates
             of ``image``, sorted by decreasing score.
         """
-        img = _as_rgb_uint8(image)
+        img = as_rgb_uint8(image)
         h, w = img.shape[:2]
         canvas, (sx, sy, x0, y0) = self.letterbox(img)
         raw = dict(zip(self._outputs, self.session.run(self._outputs, {_INPUT_NAME: self.normalise(canvas)})))

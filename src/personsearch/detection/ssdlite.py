@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .images import as_rgb_uint8
+
 __all__ = ["SsdlitePersonDetector", "default_model_path"]
 
 #: side (pixels) of the graph's internal fixed resize
@@ -138,24 +140,6 @@ class SsdlitePersonDetector:
             raise ValueError(f"{path}: model lacks outputs {missing}")
 
     # ------------------------------------------------------------------ input
-    @staticmethod
-    def _as_rgb_uint8(image) -> np.ndarray:
-        try:
-            from PIL import Image
-        except ImportError:  # pragma: no cover - Pillow is a dependency
-            Image = None
-        if Image is not None and isinstance(image, Image.Image):
-            image = np.asarray(image.convert("RGB"))
-        if not isinstance(image, np.ndarray):
-            raise ValueError(f"image must be a numpy array or PIL.Image, got {type(image).__name__}")
-        if image.dtype != np.uint8:
-            raise ValueError(f"image must be uint8 RGB HxWx3, got dtype {image.dtype}")
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image must be uint8 RGB HxWx3, got shape {image.shape}")
-        if image.shape[0] < 2 or image.shape[1] < 2:
-            raise ValueError(f"image is too small: shape {image.shape}")
-        return np.ascontiguousarray(image)
-
     # ------------------------------------------------------------------ model
     def _run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run a uint8 [B,H,W,3] batch; return per image (K,5) normalised [x1,y1,x2,y2,s]."""
@@ -190,7 +174,7 @@ class SsdlitePersonDetector:
             float32 array (N, 5): [x1, y1, x2, y2, score] in pixel coordinates
             of ``image``, sorted by decreasing score.
         """
-        img = self._as_rgb_uint8(image)
+        img = as_rgb_uint8(image)
         h, w = img.shape[:2]
         scale = np.array([w, h, w, h], np.float32)
         full = self._run(img[None])[0]
