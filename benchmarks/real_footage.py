@@ -89,9 +89,9 @@ def build(spec: str, threads: int):
     return load_searcher(model, dtype=torch.bfloat16 if bf16 else None)
 
 
-def adapted(spec: str, video: Path, threads: int, work: Path) -> tuple[str, float]:
+def adapted(spec: str, video: Path, threads: int, work: Path, merge: float = 0.0) -> tuple[str, dict]:
     """``personsearch adapt`` as a user runs it: index the video (every GALLERY_EVERY-th frame) with
-    ``spec``, adapt the index; returns the adapted model spec and the minutes the two took."""
+    ``spec``, adapt the index; returns the adapted model spec and what the adaptation did."""
     import shutil
 
     import torch
@@ -107,11 +107,13 @@ def adapted(spec: str, video: Path, threads: int, work: Path) -> tuple[str, floa
     index = PersonIndex.create(folder, model=spec, dim=embedding_dim(searcher))
     index.add_video(searcher, video, every=GALLERY_EVERY, progress=False)
     index.close()
-    report = adapt_index(folder, progress=False)
-    return report.model, round((time.time() - start) / 60, 1)
+    report = adapt_index(folder, merge=merge, progress=False)
+    return report.model, {"adapt_minutes": round((time.time() - start) / 60, 1), "tracklets": report.tracklets,
+                          "identities": report.identities}
 
 
-def run_pipeline(spec: str, video: Path, people, frames: int, threads: int, work: Path) -> dict[str, float]:
+def run_pipeline(spec: str, video: Path, people, frames: int, threads: int, work: Path,
+                 merge: float = 0.0) -> dict[str, float]:
     """Scores of one pipeline under the protocol (``adapt:SPEC``: SPEC adapted to the video first)."""
     from tqdm import tqdm
 
@@ -121,7 +123,7 @@ def run_pipeline(spec: str, video: Path, people, frames: int, threads: int, work
 
     extra = {}
     if spec.startswith("adapt:"):
-        spec, extra["adapt_minutes"] = adapted(spec[len("adapt:"):], video, threads, work)
+        spec, extra = adapted(spec[len("adapt:"):], video, threads, work, merge)
     searcher = build(spec, threads)
     queries, gallery, galleries = protocol(people, frames)
     wanted = set(gallery)
@@ -150,12 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracks", type=Path, default=TRACKS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("runs/real_footage"), help="adapt: rows' index folder")
+    parser.add_argument("--merge", type=float, default=0.0, help="adapt: rows: personsearch adapt --merge")
     args = parser.parse_args(argv)
     data = json.loads(args.tracks.read_text())
     people = load_people(args.tracks)
-    rows = {spec: run_pipeline(spec, args.video, people, int(data["frames"]), args.threads, args.work)
+    rows = {spec: run_pipeline(spec, args.video, people, int(data["frames"]), args.threads, args.work, args.merge)
             for spec in args.pipelines.split(",")}
-    print(json.dumps({"benchmark": "vtest", "threads": args.threads, "rows": rows}))
+    print(json.dumps({"benchmark": "vtest", "threads": args.threads, "merge": args.merge, "rows": rows}))
     return 0
 
 

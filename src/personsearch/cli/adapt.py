@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
     parser.add_argument("--max-crops", type=int, default=2000, metavar="N",
                         help="train on at most N crops, sampled (default 2000; bounds time and memory)")
+    parser.add_argument("--merge", type=float, default=0.0, metavar="DIST",
+                        help="train on pseudo-identities: tracklets whose mean embeddings are within this cosine "
+                             "distance are one person (never two seen at the same time); default 0: tracklets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
 
@@ -27,14 +30,15 @@ def run(args: argparse.Namespace) -> int:
     from ..index.adapt import adapt_index
     from ..pipelines import FinetuneConfig
 
-    if args.steps < 1 or args.max_crops < 2 or not args.lr > 0:
-        raise ValueError("--steps must be >= 1, --max-crops >= 2 and --lr > 0")
+    if args.steps < 1 or args.max_crops < 2 or not args.lr > 0 or not 0 <= args.merge < 2:
+        raise ValueError("--steps must be >= 1, --max-crops >= 2, --lr > 0 and --merge in [0, 2)")
     report = adapt_index(args.index, FinetuneConfig(steps=args.steps, lr=args.lr, seed=args.seed),
-                         max_crops=args.max_crops, progress=LOG.getEffectiveLevel() <= logging.INFO)
+                         max_crops=args.max_crops, merge=args.merge, progress=LOG.getEffectiveLevel() <= logging.INFO)
     if args.json:
         print(json.dumps(asdict(report)))
     else:
-        print(f"adapted {args.index}: {report.tracklets} tracklets, {report.crops} crops, {report.steps} steps "
+        print(f"adapted {args.index}: {report.tracklets} tracklets ({report.identities} pseudo-identities), "
+              f"{report.crops} crops, {report.steps} steps "
               f"(triplet loss {report.first_loss:.3f} -> {report.last_loss:.3f}); {report.people} people "
               f"re-embedded in {report.seconds:.0f} s; model {report.model}")
     return 0

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.files import atomic_write_bytes, atomic_write_text
+from . import metadata
 from .frames import read_source, video_frames
 from .model import load_model
 from .store import PersonIndex
@@ -41,6 +42,7 @@ class AdaptReport:
     """What an adaptation did: tracklets and crops trained on, loss at the start and end, people re-embedded."""
 
     tracklets: int
+    identities: int
     crops: int
     steps: int
     first_loss: float
@@ -74,25 +76,36 @@ def _decoded(path: str, kind: str, wanted: list[int]):
             yield frame.frame, frame.rgb
 
 
-def training_set(rows: list[tuple], crop, max_crops: int, seed: int):
-    """(crops, tracklet labels, number of tracklets) from the indexed videos; ``crop(rgb, boxes)`` cuts."""
+def training_set(rows: list[tuple], crop, max_crops: int, seed: int, embeddings=None, merge: float = 0.0):
+    """(crops, labels, number of tracklets, number of identities) from the indexed videos.
+
+    ``crop(rgb, boxes)`` cuts normalised crops. Labels are tracklets, or with ``merge`` > 0 pseudo-
+    identities: tracklets whose mean embeddings (``embeddings(ids)``, the index's) are within
+    cosine distance ``merge`` are one person (``tracklets.merge_tracklets``)."""
     import torch
 
-    from .tracklets import link_tracklets
+    from .tracklets import link_tracklets, merge_tracklets
 
     by_source = _frames_of(rows)
-    wanted: dict[int, list[tuple[int, np.ndarray, int]]] = {}  # source -> (frame, box, label)
-    label = 0
+    tracks: list[tuple[int, list[tuple[int, np.ndarray, int]]]] = []  # (source, [(frame, box, person id)])
     for source, frames in by_source.items():
         if frames[0][1][0][3] != "video":
             continue
         boxes = [np.array([r[5:9] for r in people], np.float64) for _, people in frames]
-        for track in link_tracklets(boxes):
-            wanted.setdefault(source, []).extend((frames[f][0], boxes[f][b], label) for f, b in track)
-            label += 1
-    if label < 2:
+        tracks += [(source, [(frames[f][0], boxes[f][b], frames[f][1][b][0]) for f, b in track])
+                   for track in link_tracklets(boxes)]
+    if len(tracks) < 2:
         raise ValueError(f"adaptation needs people followed over consecutive indexed frames of a video; found "
-                         f"{label} tracklet(s): index a video with a smaller --every (e.g. 2 frames per second)")
+                         f"{len(tracks)} tracklet(s): index a video with a smaller --every (e.g. 2 frames per second)")
+    ident = np.arange(len(tracks))
+    if merge > 0 and embeddings is not None:
+        means = np.stack([embeddings([pid for _, _, pid in items]).mean(0) for _, items in tracks])
+        means /= np.linalg.norm(means, axis=1, keepdims=True)
+        spans = [(source, items[0][0], items[-1][0]) for source, items in tracks]
+        ident = merge_tracklets(means, spans, merge)
+    wanted: dict[int, list[tuple[int, np.ndarray, int]]] = {}  # source -> (frame, box, label)
+    for (source, items), label in zip(tracks, ident):
+        wanted.setdefault(source, []).extend((f, b, int(label)) for f, b, _ in items)
     picks = [(s, f, b, lab) for s, items in wanted.items() for f, b, lab in items]
     if len(picks) > max_crops:
         keep = np.random.default_rng(seed).choice(len(picks), max_crops, replace=False)
@@ -108,7 +121,7 @@ def training_set(rows: list[tuple], crop, max_crops: int, seed: int):
             items = boxes_at[f]
             crops.append(crop(rgb, np.stack([b for b, _ in items])).half())
             labels += [lab for _, lab in items]
-    return torch.cat(crops), np.array(labels), label
+    return torch.cat(crops), np.array(labels), len(tracks), int(ident.max()) + 1
 
 
 def _reembed(index: PersonIndex, searcher, rows: list[tuple], work: Path, progress: bool) -> dict[int, np.ndarray]:
@@ -151,8 +164,10 @@ def with_weights(spec: str, weights: Path) -> str:
     return f"{base}@{'+'.join([*kept, f'weights={weights}'])}"
 
 
-def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, progress: bool = True) -> AdaptReport:
-    """Adapt the index at ``path`` to its own footage (see the module docstring); returns the report."""
+def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, merge: float = 0.0,
+                progress: bool = True) -> AdaptReport:
+    """Adapt the index at ``path`` to its own footage (see the module docstring); returns the report.
+    ``merge`` > 0 trains on pseudo-identities (tracklets merged within that cosine distance)."""
     from ..pipelines import FinetuneConfig, finetune_on_tracklets, is_pretrained, save_embedder
 
     start = time.time()
@@ -165,7 +180,8 @@ def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, progress: boo
                              "embedder (build the index with --model pretrained)")
         work = Path(path) / WORK
         work.mkdir(exist_ok=True)
-        plan = json.dumps({"spec": spec, "cfg": cfg.__dict__, "max_crops": max_crops}, sort_keys=True)
+        plan = json.dumps({"spec": spec, "cfg": cfg.__dict__, "max_crops": max_crops, "merge": merge},
+                          sort_keys=True)
         if (work / "plan.json").is_file() and (work / "plan.json").read_text() != plan:
             for stale in work.iterdir():
                 stale.unlink()
@@ -176,14 +192,16 @@ def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, progress: boo
             embedder = getattr(searcher, "embedder", None)
             if embedder is None or not hasattr(embedder, "features"):
                 raise ValueError(f"{path}: the model {spec} has no tunable zero-shot embedder")
-            crops, labels, tracklets = training_set(rows, searcher._crops, max_crops, cfg.seed)
+            conn = index._conns.get()
+            crops, labels, tracklets, identities = training_set(
+                rows, searcher._crops, max_crops, cfg.seed, lambda ids: metadata.embeddings_of(conn, ids, index.dim),
+                merge)
             losses = finetune_on_tracklets(embedder, crops, labels, cfg, work / "state.pt", progress)
             # a new file per adaptation: the index keeps pointing at the weights its embeddings came from
             weights = (work / f"embedder-{hashlib.sha1(plan.encode()).hexdigest()[:10]}.pt").absolute()
             save_embedder(embedder, weights)
             new_spec = with_weights(spec, weights)
             fresh = _reembed(index, searcher, rows, work, progress)
-            conn = index._conns.get()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany("UPDATE people SET embedding = ? WHERE id = ?",
@@ -199,7 +217,7 @@ def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, progress: boo
     PersonIndex.open(path).close()  # rebuilds and saves the vector file from the new embeddings
     for name in ("state.pt", "plan.json", *(p.name for p in work.glob("emb_*.npz"))):
         (work / name).unlink(missing_ok=True)
-    return AdaptReport(tracklets, len(labels), len(losses), losses[0], float(np.mean(losses[-10:])), len(fresh),
+    return AdaptReport(tracklets, identities, len(labels), len(losses), losses[0], float(np.mean(losses[-10:])), len(fresh),
                        round(time.time() - start, 1), new_spec)
 
 

@@ -50,4 +50,37 @@ def link_tracklets(frames: Sequence[np.ndarray], link: float = 0.5, crowd: float
     return [t for t in done + live if len(t) >= min_length]
 
 
-__all__ = ["link_tracklets"]
+def merge_tracklets(means: np.ndarray, spans: Sequence[tuple[int, int, int]], max_distance: float) -> np.ndarray:
+    """Pseudo-identities: one label per tracklet, tracklets of one person across walks sharing it.
+
+    Average-linkage clustering of the tracklets' mean embeddings ``means`` (L2-normalised rows),
+    cosine distance, cut at ``max_distance``. ``spans`` gives each tracklet's (source, first frame,
+    last frame): tracklets seen at the same time in the same source are two people, so their distance
+    is set to 2 and any cluster still holding such a pair is split back into its tracklets.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    n = len(means)
+    if n < 2 or max_distance <= 0:
+        return np.arange(n)
+    means = np.asarray(means, np.float64)
+    dist = np.clip(1.0 - means @ means.T, 0.0, 2.0)
+    src = np.array([s[0] for s in spans])
+    first = np.array([s[1] for s in spans])
+    last = np.array([s[2] for s in spans])
+    together = (src[:, None] == src[None]) & (first[:, None] <= last[None]) & (first[None] <= last[:, None])
+    np.fill_diagonal(together, False)
+    dist[together] = 2.0
+    np.fill_diagonal(dist, 0.0)
+    labels = fcluster(linkage(squareform((dist + dist.T) / 2, checks=False), "average"), max_distance,
+                      criterion="distance") - 1
+    out = np.arange(n)
+    for cluster in np.unique(labels):
+        members = np.flatnonzero(labels == cluster)
+        if not together[np.ix_(members, members)].any():
+            out[members] = members[0]
+    return np.unique(out, return_inverse=True)[1]
+
+
+__all__ = ["link_tracklets", "merge_tracklets"]
