@@ -27,7 +27,7 @@ import numpy as np
 from ..utils.files import atomic_write_bytes, atomic_write_text
 from . import metadata
 from .frames import read_source, video_frames
-from .model import load_model
+from .model import load_model, resolved_spec
 from .store import PersonIndex
 from .writing import VECTORS_NAME
 
@@ -174,7 +174,7 @@ def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, merge: float 
     cfg = cfg or FinetuneConfig()
     index = PersonIndex.open(path)
     try:
-        spec = index.model
+        spec = resolved_spec(index.model, index.dim)
         if not is_pretrained(spec):
             raise ValueError(f"{path}: built with model {spec}; adaptation tunes the pretrained pipeline's "
                              "embedder (build the index with --model pretrained)")
@@ -183,8 +183,8 @@ def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, merge: float 
         plan = json.dumps({"spec": spec, "cfg": cfg.__dict__, "max_crops": max_crops, "merge": merge},
                           sort_keys=True)
         if (work / "plan.json").is_file() and (work / "plan.json").read_text() != plan:
-            for stale in work.iterdir():
-                stale.unlink()
+            for stale in (work / "state.pt", *work.glob("emb_*.npz")):  # never the weights the index uses
+                stale.unlink(missing_ok=True)
         atomic_write_text(work / "plan.json", plan)
         with index._writer.hold():
             rows = index._conns.get().execute(ROWS).fetchall()
@@ -215,8 +215,9 @@ def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, merge: float 
     finally:
         index.close()
     PersonIndex.open(path).close()  # rebuilds and saves the vector file from the new embeddings
-    for name in ("state.pt", "plan.json", *(p.name for p in work.glob("emb_*.npz"))):
-        (work / name).unlink(missing_ok=True)
+    for done in (work / "state.pt", work / "plan.json", *work.glob("emb_*.npz"),
+                 *(w for w in work.glob("embedder-*.pt") if w != weights)):  # earlier adaptations' weights
+        done.unlink(missing_ok=True)
     return AdaptReport(tracklets, identities, len(labels), len(losses), losses[0], float(np.mean(losses[-10:])), len(fresh),
                        round(time.time() - start, 1), new_spec)
 

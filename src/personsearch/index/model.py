@@ -32,6 +32,12 @@ def model_spec(model: str | Path) -> str:
     return str(path.absolute()) if path.exists() else text
 
 
+def resolved_spec(spec: str, dim: int | None) -> str:
+    """``spec`` as it must be read for an index of ``dim``-d embeddings: plain ``pretrained`` in an
+    index of an older release (1280-d) is ``LEGACY_PRETRAINED``'s spec."""
+    return LEGACY_PRETRAINED[0] if spec == PRETRAINED and dim == LEGACY_PRETRAINED[1] else spec
+
+
 def load_model(spec: str, score_threshold: float = 0.5, dim: int | None = None):
     """The searcher for ``spec`` (see the module note); errors name the spec. ``dim``: the index's
     embedding size, so that an index built by an older release with plain ``pretrained`` (1280-d
@@ -47,8 +53,7 @@ def load_model(spec: str, score_threshold: float = 0.5, dim: int | None = None):
         return factory()
     from ..pipelines import load_searcher
 
-    if spec == PRETRAINED and dim == LEGACY_PRETRAINED[1]:
-        spec = LEGACY_PRETRAINED[0]
+    spec = resolved_spec(spec, dim)
     if not _is_pretrained(spec) and not Path(spec).exists():
         raise FileNotFoundError(f"model {spec}: no such run folder or checkpoint (or use 'pretrained')")
     return load_searcher(spec, score_threshold=score_threshold)
