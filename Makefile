@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash tools/system_deps.sh test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 clean-venv:
 	rm -rf $(VENV)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import as_rgb_uint8
+from .onnx_common import as_rgb_uint8, cpu_session
 
 __all__ = ["NanodetPersonDetector", "nanodet_model_path"]
 
@@ -99,8 +99,6 @@ class NanodetPersonDetector:
         max_detections: int = 100,
         threads: int | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         path = Path(model_path) if model_path is not None else nanodet_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"NanoDet person detector model file not found: {path}")
@@ -118,12 +116,7 @@ class NanodetPersonDetector:
         self.nms_iou = float(nms_iou)
         self.max_detections = int(max_detections)
 
-        so = ort.SessionOptions()
-        if threads is not None:
-            so.intra_op_num_threads = int(threads)
-            so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
         inputs = {i.name: i for i in self.session.get_inputs()}
         if _INPUT_NAME not in inputs or inputs[_INPUT_NAME].type != "tensor(float)" \
                 or list(inputs[_INPUT_NAME].shape) != [1, 3, INPUT_SIZE, INPUT_SIZE]:

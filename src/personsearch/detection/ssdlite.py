@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import as_rgb_uint8
+from .onnx_common import as_rgb_uint8, cpu_session
 
 __all__ = ["SsdlitePersonDetector", "default_model_path"]
 
@@ -99,8 +99,6 @@ class SsdlitePersonDetector:
         tile_overlap: float = 0.35,
         nms_iou: float = 0.5,
     ) -> None:
-        import onnxruntime as ort
-
         path = Path(model_path) if model_path is not None else default_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"SSDLite person detector model file not found: {path}")
@@ -125,12 +123,7 @@ class SsdlitePersonDetector:
         self.tile_overlap = float(tile_overlap)
         self.nms_iou = float(nms_iou)
 
-        so = ort.SessionOptions()
-        if threads is not None:
-            so.intra_op_num_threads = int(threads)
-            so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
         if _INPUT_NAME not in inputs or inputs[_INPUT_NAME].type != "tensor(uint8)":

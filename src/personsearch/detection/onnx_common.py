@@ -1,4 +1,4 @@
-"""Input checks shared by the detectors."""
+"""What the ONNX detectors share: the input check and the onnxruntime session."""
 
 from __future__ import annotations
 
@@ -20,3 +20,15 @@ def as_rgb_uint8(image) -> np.ndarray:
     if image.shape[0] < 2 or image.shape[1] < 2:
         raise ValueError(f"image is too small: shape {image.shape}")
     return np.ascontiguousarray(image)
+
+
+def cpu_session(path, threads: int | None):
+    """An onnxruntime CPU session on ``path`` with ``threads`` intra-op threads (None: its default)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
