@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build = sub.add_parser("build", help="index images or a video into a new index (or continue a killed build)",
                            description="Detect and embed every person; rerun the same command to continue a killed build.")
     build.add_argument("--model", default="pretrained",
-                       help="'pretrained' (default: SSDLite + ImageNet MobileNetV2), a training run folder "
+                       help="'pretrained' (default: NanoDet + zero-shot ImageNet MobileNetV2; pretrained@OPTIONS, see "
+                            "the README), a training run folder "
                             "or checkpoint, or py:MODULE:FACTORY")
     build.add_argument("--index", type=Path, required=True, metavar="INDEX", help="index folder to create")
     build.add_argument("--index-type", choices=INDEX_TYPES, default="auto",
