@@ -98,6 +98,7 @@ def adapted(spec: str, video: Path, threads: int, work: Path, merge: float = 0.0
 
     from personsearch.index import PersonIndex, embedding_dim
     from personsearch.index.adapt import adapt_index
+    from personsearch.index.model import resolved_spec
 
     torch.set_num_threads(threads)
     start = time.time()
@@ -108,7 +109,7 @@ def adapted(spec: str, video: Path, threads: int, work: Path, merge: float = 0.0
     index.add_video(searcher, video, every=GALLERY_EVERY, progress=False)
     index.close()
     report = adapt_index(folder, merge=merge, progress=False)
-    return report.model, {"adapt_minutes": round((time.time() - start) / 60, 1), "tracklets": report.tracklets,
+    return resolved_spec(report.model, None, folder), {"adapt_minutes": round((time.time() - start) / 60, 1), "tracklets": report.tracklets,
                           "identities": report.identities}
 
 

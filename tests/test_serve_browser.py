@@ -7,7 +7,9 @@ fail naming the package to install (`make test` installs both through tools/syst
 
 from __future__ import annotations
 
+import contextlib
 import io
+import shutil
 import sys
 from pathlib import Path
 
@@ -103,14 +105,14 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture()
-def page(browser, server):
-    """A fresh page that may only talk to our server (any other request fails the test)."""
+@contextlib.contextmanager
+def _local_page(browser, base: str):
+    """A fresh page that may only talk to the server at ``base`` (any other request fails the test)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     outside: list[str] = []
 
     def only_local(route):
-        if route.request.url.startswith(server) or route.request.url.startswith(("blob:", "data:")):
+        if route.request.url.startswith(base) or route.request.url.startswith(("blob:", "data:")):
             route.continue_()
         else:
             outside.append(route.request.url)
@@ -124,6 +126,12 @@ def page(browser, server):
     context.close()
     assert not outside, f"the page tried to reach other hosts: {outside}"
     assert not errors, f"JavaScript errors: {errors}"
+
+
+@pytest.fixture()
+def page(browser, server):
+    with _local_page(browser, server) as page:
+        yield page
 
 
 def _drag(page, box, image_size) -> None:
@@ -241,6 +249,43 @@ def test_errors_are_shown_in_the_page(page, server):
     page.wait_for_selector("#error:not([hidden])")
     text = page.text_content("#error-text")
     assert "readme.txt" in text and "not an image" in text and "415" in text
+
+
+def test_adapt_the_index_to_its_video_from_the_page(browser, vtest, tmp_path):
+    """The real adaptation on the indexed vtest frames, started and followed in the page; the server
+    then embeds queries with the adapted model."""
+    import httpx
+
+    from personsearch.serve import create_app
+
+    from personsearch.index import PersonIndex
+
+    shutil.copytree(vtest["index"], tmp_path / "index")  # the other tests keep the unadapted index
+    index = PersonIndex.open(tmp_path / "index")  # more of the walk: people followed over 16 frames
+    people = len(index) + index.add_video(vtest["searcher"], VTEST, every=4, start=QUERY_FRAME + 24,
+                                           stop=QUERY_FRAME + 64, progress=False).people
+    frame, box = index.frame_image(0), index.hit(0).box
+    index.close()
+    with serving(create_app(tmp_path / "index")) as base, _local_page(browser, base) as page:
+        page.goto(base + "/")
+        page.wait_for_function("document.getElementById('adapt-panel').dataset.state === 'idle'")
+        page.fill("#adapt-steps", "4")
+        page.click("#adapt-start")
+        page.wait_for_function("document.getElementById('adapt-panel').dataset.state === 'running'")
+        page.wait_for_function("!['running', 'idle'].includes(document.getElementById('adapt-panel').dataset.state)",
+                               timeout=180_000)
+        info = page.text_content("#adapt-info")
+        assert page.get_attribute("#adapt-panel", "data-state") == "done", info
+        assert "adapted:" in info and "4 steps" in info and f"{people} people" in info
+        assert page.is_hidden("#adapt-stop") and page.is_hidden("#error")
+        page.wait_for_function("document.getElementById('stats').textContent.includes('weights=adapt/embedder-')")
+        status = httpx.get(f"{base}/api/adapt").json()
+        assert status["report"]["tracklets"] >= 2 and status["report"]["last_loss"] >= 0
+        png = io.BytesIO()
+        Image.fromarray(frame).save(png, format="PNG")  # person 0's frame as indexed: embedded anew, alike
+        answer = httpx.post(f"{base}/api/query", files={"image": ("q.png", png.getvalue(), "image/png")},
+                            data={"box": ",".join(f"{v:.3f}" for v in box), "top_k": "1"}).json()
+        assert answer["hits"][0]["id"] == 0 and answer["hits"][0]["similarity"] > 0.999
 
 
 def test_api_docs_render_offline(page, server):

@@ -6,7 +6,7 @@
    of the same frames). No labels, no other data.
 2. The pretrained pipeline's zero-shot embedder is tuned on them (``methods.tracklet_finetune``);
    its weights go to ``INDEX/adapt/embedder-HASH.pt`` and the index's model becomes
-   ``pretrained@...+weights=INDEX/adapt/embedder-HASH.pt``.
+   ``pretrained@...+weights=adapt/embedder-HASH.pt`` (read inside the index: it can be moved whole).
 3. Every indexed person is embedded again with the tuned model (boxes kept, nothing re-detected),
    per source into ``INDEX/adapt/``, then swapped in with the new model in one SQLite transaction;
    the vector file is rebuilt. A killed run resumes: training from its last state, re-embedding from
@@ -21,6 +21,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from .store import PersonIndex
 from .writing import VECTORS_NAME
 
 WORK = "adapt"
+Progress = Callable[[str, int, int], None]  # (stage, done, total): "crops", "training", "re-embedding"
 ROWS = ("SELECT people.id, sources.id, sources.path, sources.kind, frames.frame, people.x1, people.y1, "
         "people.x2, people.y2 FROM people JOIN frames ON people.frame_id = frames.id "
         "JOIN sources ON frames.source_id = sources.id ORDER BY sources.id, frames.frame, people.id")
@@ -76,7 +78,8 @@ def _decoded(path: str, kind: str, wanted: list[int]):
             yield frame.frame, frame.rgb
 
 
-def training_set(rows: list[tuple], crop, max_crops: int, seed: int, embeddings=None, merge: float = 0.0):
+def training_set(rows: list[tuple], crop, max_crops: int, seed: int, embeddings=None, merge: float = 0.0,
+                 on_progress: Progress | None = None):
     """(crops, labels, number of tracklets, number of identities) from the indexed videos.
 
     ``crop(rgb, boxes)`` cuts normalised crops. Labels are tracklets, or with ``merge`` > 0 pseudo-
@@ -111,6 +114,7 @@ def training_set(rows: list[tuple], crop, max_crops: int, seed: int, embeddings=
         keep = np.random.default_rng(seed).choice(len(picks), max_crops, replace=False)
         picks = [picks[i] for i in sorted(keep)]
     crops, labels = [], []
+    frames_total, frames_done = len({(p[0], p[1]) for p in picks}), 0
     for source in sorted({p[0] for p in picks}):
         mine = [p for p in picks if p[0] == source]
         first = by_source[source][0][1][0]
@@ -121,10 +125,14 @@ def training_set(rows: list[tuple], crop, max_crops: int, seed: int, embeddings=
             items = boxes_at[f]
             crops.append(crop(rgb, np.stack([b for b, _ in items])).half())
             labels += [lab for _, lab in items]
+            frames_done += 1
+            if on_progress is not None:
+                on_progress("crops", frames_done, frames_total)
     return torch.cat(crops), np.array(labels), len(tracks), int(ident.max()) + 1
 
 
-def _reembed(index: PersonIndex, searcher, rows: list[tuple], work: Path, progress: bool) -> dict[int, np.ndarray]:
+def _reembed(index: PersonIndex, searcher, rows: list[tuple], work: Path, progress: bool,
+             on_progress: Progress | None = None) -> dict[int, np.ndarray]:
     """person id -> new embedding, one ``work/emb_SOURCE.npz`` per finished source (resumable)."""
     from tqdm import tqdm
 
@@ -137,6 +145,8 @@ def _reembed(index: PersonIndex, searcher, rows: list[tuple], work: Path, progre
             saved = np.load(done)
             out.update(zip(saved["ids"].tolist(), saved["embeddings"]))
             bar.update(len(saved["ids"]))
+            if on_progress is not None:
+                on_progress("re-embedding", bar.n, len(rows))
             continue
         first = frames[0][1][0]
         people = dict(frames)
@@ -146,6 +156,8 @@ def _reembed(index: PersonIndex, searcher, rows: list[tuple], work: Path, progre
             embs.append(np.asarray(searcher.extract_query(rgb, np.array([r[5:9] for r in rows_f])), np.float32))
             ids += [r[0] for r in rows_f]
             bar.update(len(rows_f))
+            if on_progress is not None:
+                on_progress("re-embedding", bar.n, len(rows))
         if len(ids) != sum(len(p) for p in people.values()):
             raise ValueError(f"{first[2]}: some indexed frames could not be decoded again; adaptation stopped "
                              "before changing the index")
@@ -157,27 +169,38 @@ def _reembed(index: PersonIndex, searcher, rows: list[tuple], work: Path, progre
     return out
 
 
-def with_weights(spec: str, weights: Path) -> str:
-    """``spec`` (a pretrained spec) with its ``weights=`` option set to ``weights``."""
+def with_weights(spec: str, weights: Path | str) -> str:
+    """``spec`` (a pretrained spec) with its ``weights=`` option set to ``weights`` (a path relative
+    to the index folder, or absolute)."""
     base, _, opts = spec.partition("@")
     kept = [o for o in opts.split("+") if o and not o.startswith("weights=")]
     return f"{base}@{'+'.join([*kept, f'weights={weights}'])}"
 
 
+def check_adaptable(index: PersonIndex) -> str:
+    """The spec of the model ``index`` was built with, read as it loads; ValueError naming the index
+    if adaptation cannot tune it (it is not the pretrained pipeline)."""
+    from ..pipelines import is_pretrained
+
+    spec = resolved_spec(index.model, index.dim, index.path)
+    if not is_pretrained(spec):
+        raise ValueError(f"{index.path}: built with model {index.model}; adaptation tunes the pretrained pipeline's "
+                         "embedder (build the index with --model pretrained)")
+    return spec
+
+
 def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, merge: float = 0.0,
-                progress: bool = True) -> AdaptReport:
+                progress: bool = True, on_progress: Progress | None = None) -> AdaptReport:
     """Adapt the index at ``path`` to its own footage (see the module docstring); returns the report.
-    ``merge`` > 0 trains on pseudo-identities (tracklets merged within that cosine distance)."""
-    from ..pipelines import FinetuneConfig, finetune_on_tracklets, is_pretrained, save_embedder
+    ``merge`` > 0 trains on pseudo-identities (tracklets merged within that cosine distance).
+    ``on_progress(stage, done, total)``: called as crops are read, steps trained, people re-embedded."""
+    from ..pipelines import FinetuneConfig, finetune_on_tracklets, save_embedder
 
     start = time.time()
     cfg = cfg or FinetuneConfig()
     index = PersonIndex.open(path)
     try:
-        spec = resolved_spec(index.model, index.dim)
-        if not is_pretrained(spec):
-            raise ValueError(f"{path}: built with model {spec}; adaptation tunes the pretrained pipeline's "
-                             "embedder (build the index with --model pretrained)")
+        spec = check_adaptable(index)
         work = Path(path) / WORK
         work.mkdir(exist_ok=True)
         plan = json.dumps({"spec": spec, "cfg": cfg.__dict__, "max_crops": max_crops, "merge": merge},
@@ -195,13 +218,14 @@ def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, merge: float 
             conn = index._conns.get()
             crops, labels, tracklets, identities = training_set(
                 rows, searcher._crops, max_crops, cfg.seed, lambda ids: metadata.embeddings_of(conn, ids, index.dim),
-                merge)
-            losses = finetune_on_tracklets(embedder, crops, labels, cfg, work / "state.pt", progress)
+                merge, on_progress)
+            on_step = None if on_progress is None else (lambda done, total: on_progress("training", done, total))
+            losses = finetune_on_tracklets(embedder, crops, labels, cfg, work / "state.pt", progress, on_step)
             # a new file per adaptation: the index keeps pointing at the weights its embeddings came from
-            weights = (work / f"embedder-{hashlib.sha1(plan.encode()).hexdigest()[:10]}.pt").absolute()
+            weights = work / f"embedder-{hashlib.sha1(plan.encode()).hexdigest()[:10]}.pt"
             save_embedder(embedder, weights)
-            new_spec = with_weights(spec, weights)
-            fresh = _reembed(index, searcher, rows, work, progress)
+            new_spec = with_weights(spec, f"{WORK}/{weights.name}")  # relative: read inside the index
+            fresh = _reembed(index, searcher, rows, work, progress, on_progress)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany("UPDATE people SET embedding = ? WHERE id = ?",
@@ -222,4 +246,4 @@ def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, merge: float 
                        round(time.time() - start, 1), new_spec)
 
 
-__all__ = ["AdaptReport", "adapt_index", "training_set", "with_weights"]
+__all__ = ["AdaptReport", "adapt_index", "check_adaptable", "training_set", "with_weights"]

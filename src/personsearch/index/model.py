@@ -32,16 +32,27 @@ def model_spec(model: str | Path) -> str:
     return str(path.absolute()) if path.exists() else text
 
 
-def resolved_spec(spec: str, dim: int | None) -> str:
-    """``spec`` as it must be read for an index of ``dim``-d embeddings: plain ``pretrained`` in an
-    index of an older release (1280-d) is ``LEGACY_PRETRAINED``'s spec."""
-    return LEGACY_PRETRAINED[0] if spec == PRETRAINED and dim == LEGACY_PRETRAINED[1] else spec
+def resolved_spec(spec: str, dim: int | None, folder: str | Path | None = None) -> str:
+    """``spec`` as it must be read for an index of ``dim``-d embeddings in ``folder``: plain
+    ``pretrained`` in an index of an older release (1280-d) is ``LEGACY_PRETRAINED``'s spec, and a
+    relative ``weights=PATH`` option (``personsearch adapt`` stores one) is read inside ``folder``, so
+    an index can be moved or copied whole."""
+    if spec == PRETRAINED and dim == LEGACY_PRETRAINED[1]:
+        return LEGACY_PRETRAINED[0]
+    if folder is None or not spec.startswith(PRETRAINED + "@"):
+        return spec
+    base, _, options = spec.partition("@")
+    parts = [f"weights={Path(folder).absolute() / o[len('weights='):]}"
+             if o.startswith("weights=") and not Path(o[len("weights="):]).is_absolute() else o
+             for o in options.split("+")]
+    return f"{base}@{'+'.join(parts)}"
 
 
-def load_model(spec: str, score_threshold: float = 0.5, dim: int | None = None):
-    """The searcher for ``spec`` (see the module note); errors name the spec. ``dim``: the index's
-    embedding size, so that an index built by an older release with plain ``pretrained`` (1280-d
-    embeddings) keeps the searcher it was built with."""
+def load_model(spec: str, score_threshold: float = 0.5, dim: int | None = None, folder: str | Path | None = None):
+    """The searcher for ``spec`` (see the module note); errors name the spec. ``dim`` and ``folder``:
+    the index's embedding size and folder (``resolved_spec``): an index built by an older release
+    with plain ``pretrained`` (1280-d embeddings) keeps the searcher it was built with, and adapted
+    weights are found inside the index."""
     if spec.startswith("py:"):
         module, _, name = spec[3:].partition(":")
         if not module or not name:
@@ -53,7 +64,7 @@ def load_model(spec: str, score_threshold: float = 0.5, dim: int | None = None):
         return factory()
     from ..pipelines import load_searcher
 
-    spec = resolved_spec(spec, dim)
+    spec = resolved_spec(spec, dim, folder)
     if not _is_pretrained(spec) and not Path(spec).exists():
         raise FileNotFoundError(f"model {spec}: no such run folder or checkpoint (or use 'pretrained')")
     return load_searcher(spec, score_threshold=score_threshold)

@@ -188,7 +188,7 @@ class PersonIndex(Writing):
 
     def load_searcher(self):
         """The searcher of the model this index was built with (for ``add_*`` and queries)."""
-        return load_model(self.model, self.meta.get("score_threshold", 0.5), dim=self.dim)
+        return load_model(self.model, self.meta.get("score_threshold", 0.5), dim=self.dim, folder=self.path)
 
     # ------------------------------------------------------------------ reading
     def search(self, embedding: np.ndarray, top_k: int = 10, rerank: bool = False) -> list[IndexHit]:

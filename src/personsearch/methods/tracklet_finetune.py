@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,10 +43,11 @@ def _freeze_batchnorm(model: nn.Module) -> None:
 
 def finetune_on_tracklets(embedder: nn.Module, crops: torch.Tensor, labels: np.ndarray,
                           cfg: FinetuneConfig = FinetuneConfig(), state_file: Path | None = None,
-                          progress: bool = True) -> list[float]:
+                          progress: bool = True, on_step: Callable[[int, int], None] | None = None) -> list[float]:
     """Tune ``embedder`` in place on normalised crops (N, 3, h, w) labelled by tracklet; returns the
     loss per step. ``embedder.features`` (a block sequence) is tuned from block ``cfg.train_from``;
     an ``embedder.flip`` flag is switched off while training (random mirroring replaces it).
+    ``on_step(done, total)`` is called after every step (a server's progress report).
     ValueError if fewer than two tracklets are given."""
     from tqdm import tqdm
 
@@ -88,6 +90,8 @@ def finetune_on_tracklets(embedder: nn.Module, crops: torch.Tensor, labels: np.n
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(step + 1, cfg.steps)
             if state_file is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
                 atomic_torch_save({"model": embedder.state_dict(), "optimizer": opt.state_dict(),
                                    "rng": rng.bit_generator.state, "losses": losses}, Path(state_file))

@@ -46,6 +46,18 @@ async def _api_error(_: Request, err: ApiError) -> JSONResponse:
     return JSONResponse({"detail": err.message}, status_code=err.status)
 
 
+async def _method_not_allowed(request: Request, _: Exception) -> JSONResponse:
+    """405 whose ``Allow`` lists every method of the path (a path served by several routes, such as
+    GET/POST/DELETE /api/adapt, would otherwise name only the first route's)."""
+    from starlette.routing import Match
+
+    routes = [*router.routes, *(r for r in request.app.router.routes if getattr(r, "path", None) is not None)]
+    methods = sorted({method for route in routes if route.matches(request.scope)[0] != Match.NONE
+                      for method in getattr(route, "methods", None) or ()})
+    return JSONResponse({"detail": f"method {request.method} not allowed here (allowed: {', '.join(methods)})"},
+                        status_code=405, headers={"Allow": ", ".join(methods)})
+
+
 def create_app(index_path: str | Path, searcher: Searcher | None = None, *,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, upload_dir: str | Path | None = None,
                max_image_pixels: int = MAX_IMAGE_PIXELS, pixel_budget: int = DEFAULT_PIXEL_BUDGET,
@@ -79,6 +91,7 @@ def create_app(index_path: str | Path, searcher: Searcher | None = None, *,
     app.add_middleware(RequestGuard, allowed_hosts=list(allowed_hosts), allowed_origins=list(allowed_origins))
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(405, _method_not_allowed)
     app.include_router(router)
     app.openapi = closed_forms(app.openapi)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -27,7 +27,8 @@ ERRORS = {
     403: "a cross-origin write from a page of another site (see --allow-origin)",
     404: "person_id: no person with that id in the index, or their image can no longer be read",
     408: "the request body did not arrive in time (see --body-timeout)",
-    409: "another process is writing the index: try again when it is done",
+    409: "the index is busy (another process writes it, or it is being adapted: try again when that is done), "
+         "or an adaptation cannot start or stop now (the message says why)",
     413: "the body is over the upload limit (--max-upload-mb), an image over the pixel limit "
          "(--max-image-mp), or more pixels in one request than the server's budget",
     415: "a file that is empty, not an image, or not decodable as one",

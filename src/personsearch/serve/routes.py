@@ -10,13 +10,15 @@ from fastapi.responses import Response
 
 from .contract import (ALWAYS, BOX_FIELD, BOX_HELP, IMAGE_HELP, IMAGE_PART, MAX_CAMERA_CHARS, UPLOAD, WireBool,
                        errors, image_encoding)
-from .schemas import AddOut, DetectOut, FrameOut, QueryOut, StatsOut
+from .adaptation import AdaptSettings
+from .schemas import AddOut, AdaptOut, DetectOut, FrameOut, QueryOut, StatsOut
 from .service import SearchService
 from .uploads import ApiError, UploadedImage, decode_image, gallery_upload, parse_box, probe_image
 
 MAX_TOP_K = 200
 MAX_FILES = 64  # images in one POST /api/images
 MAX_ID = 2**63 - 1  # SQLite's largest integer
+MAX_ADAPT_STEPS, MAX_ADAPT_CROPS = 5000, 50_000
 
 router = APIRouter(prefix="/api", responses=errors(*ALWAYS))
 
@@ -162,3 +164,39 @@ def frame_people(request: Request, person_id: PersonId) -> dict:
     """The image or video frame holding person ``person_id`` (its size and plain image URL) and every
     person indexed in it, by id: click one to search for them next."""
     return _service(request).frame_json(person_id, root=request.scope.get("root_path", ""))
+
+
+@router.get("/adapt", tags=["index"], response_model=AdaptOut, summary="Progress of the index's adaptation")
+def adapt_status(request: Request) -> dict:
+    """State and progress of adapting the index to its own footage (idle until one is started)."""
+    return _service(request).adaptation.status()
+
+
+@router.post("/adapt", tags=["index"], response_model=AdaptOut, status_code=202,
+             responses=errors(403, 408, 409, 413, 422),
+             dependencies=[checked_form("steps", "lr", "max_crops", "merge", "seed")],
+             summary="Adapt the index to its own footage (no labels), in the background")
+def adapt_start(request: Request,
+                steps: Annotated[int, Form(ge=1, le=MAX_ADAPT_STEPS, description="training steps of 8 tracklets "
+                                                                                  "x 4 crops")] = 60,
+                lr: Annotated[float, Form(gt=0, le=1, description="Adam learning rate")] = 1e-4,
+                max_crops: Annotated[int, Form(ge=2, le=MAX_ADAPT_CROPS,
+                                               description="train on at most this many crops, sampled")] = 2000,
+                merge: Annotated[float, Form(ge=0, lt=2, description="train on pseudo-identities: tracklets whose "
+                                             "mean embeddings are within this cosine distance are one person; "
+                                             "0: tracklets")] = 0.0,
+                seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0) -> dict:
+    """Start ``personsearch adapt`` on the index: people followed over consecutive video frames tune
+    the pretrained embedder, then every indexed person is embedded again and swapped in at once.
+    Queries are answered meanwhile (with the old model until the swap); adding images waits for the
+    end (409). Follow it with ``GET /api/adapt``. 409 if the index was not built with the pretrained
+    model from video, or an adaptation runs already."""
+    return _service(request).start_adaptation(AdaptSettings(steps, lr, max_crops, merge, seed))
+
+
+@router.delete("/adapt", tags=["index"], response_model=AdaptOut, status_code=202, responses=errors(403, 409),
+               summary="Stop the running adaptation")
+def adapt_stop(request: Request) -> dict:
+    """Ask the running adaptation to stop at its next step; the index keeps its model. Starting
+    again with the same settings resumes the training where it stopped. 409 if none runs."""
+    return _service(request).adaptation.stop()

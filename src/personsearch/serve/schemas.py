@@ -129,3 +129,44 @@ class StatsOut(BaseModel):
     max_image_pixels: int = Field(description="largest image accepted, in pixels (width x height)")
     pixel_budget: int = Field(description="pixels the server decodes at once, over all requests")
     adding: bool = Field(description="True while images are being added")
+
+
+class AdaptSettingsOut(BaseModel):
+    """The settings an adaptation runs with (``personsearch adapt`` options)."""
+
+    steps: int
+    lr: float
+    max_crops: int
+    merge: float
+    seed: int
+
+
+class AdaptReportOut(BaseModel):
+    """What a finished adaptation did."""
+
+    tracklets: int = Field(description="people followed over consecutive indexed frames (the training signal)")
+    identities: int = Field(description="pseudo-identities trained on (tracklets, or merged ones with merge > 0)")
+    crops: int = Field(description="person crops trained on")
+    steps: int = Field(description="training steps run")
+    first_loss: float = Field(description="triplet loss of the first step")
+    last_loss: float = Field(description="mean triplet loss of the last 10 steps")
+    people: int = Field(description="indexed people embedded again with the tuned model")
+    seconds: float
+    model: str = Field(description="the index's model now (its tuned weights live inside the index)")
+
+
+class AdaptOut(BaseModel):
+    """The server's adaptation of its index to its own footage: state and progress."""
+
+    state: Literal["idle", "running", "done", "failed", "stopped"] = Field(
+        description="'idle' until one is started; 'stopped' on request (starting again with the same settings "
+                    "resumes it)")
+    stage: Optional[Literal["starting", "crops", "training", "re-embedding"]] = Field(
+        None, description="while running: reading the tracklets' crops, training, or embedding the index again")
+    done: int = Field(description="units of the stage done (frames read, steps trained, people embedded)")
+    total: int = Field(description="units of the stage in all")
+    started: Optional[float] = Field(None, description="start time, seconds since 1970")
+    finished: Optional[float] = Field(None, description="end time, seconds since 1970")
+    settings: Optional[AdaptSettingsOut] = None
+    report: Optional[AdaptReportOut] = Field(None, description="what it did, once done")
+    error: Optional[str] = Field(None, description="why it failed or stopped")

@@ -14,6 +14,7 @@ from ..index import EmptyIndexError, IndexFrame, IndexHit, PersonIndex, query_pe
 from ..index.frames import source_key
 from ..index.sightings import group_sightings
 from ..pipelines import Searcher
+from .adaptation import AdaptationJob, AdaptSettings, without_folders
 from .budget import PixelBudget
 from .render import frame_with_box, person_crop
 from .uploads import MAX_IMAGE_PIXELS, ApiError, UploadedImage, store_upload
@@ -77,6 +78,7 @@ class SearchService:
         self._adding = 0
         self._adding_lock = threading.Lock()
         self._jpegs = _JpegCache(cache_size)
+        self.adaptation = AdaptationJob(index.path, self._invalidate)
 
     # -- people in uploaded images ------------------------------------------------------------
     def _searcher_call(self, call, field: str = "image"):
@@ -126,6 +128,10 @@ class SearchService:
                       "hit_ids": [h.person_id for h in s.hits]}
                      for s in group_sightings(hits) if s.start is not None]
         return {"hits": [self.hit_json(h, root) for h in hits], "sightings": sightings}
+
+    def _invalidate(self) -> None:
+        """Make the next request re-read the index (an adaptation has just swapped its embeddings)."""
+        self._refreshed = float("-inf")
 
     def _refresh(self) -> None:
         """Pick up people another process (``personsearch index add``) committed, at most once a second."""
@@ -213,6 +219,24 @@ class SearchService:
                 "max_image_pixels": self.max_image_pixels, "pixel_budget": self.budget.total,
                 "adding": self._adding > 0}
 
+    # -- adaptation ---------------------------------------------------------------------------
+    def _check_adaptable(self) -> None:
+        """ApiError 409 if adaptation cannot run on this index (wrong model, no video)."""
+        from ..index.adapt import check_adaptable
+
+        try:
+            check_adaptable(self.index)
+        except ValueError as err:
+            raise ApiError(409, without_folders(str(err))) from None
+        if not self.index.stats().get("videos"):
+            raise ApiError(409, "the index holds no video: adaptation learns from people followed over "
+                                "consecutive frames (index a video first)")
+
+    def start_adaptation(self, settings: AdaptSettings) -> dict:
+        """Start ``personsearch adapt`` on the index in the background; its status (ApiError 409 if it
+        cannot run or one runs already)."""
+        return self.adaptation.start(settings, self._check_adaptable)
+
     # -- additions ----------------------------------------------------------------------------
     def add(self, uploads: list[UploadedImage], camera: str | None = None) -> dict:
         """Store the uploads and index the people in them (the index runs one add at a time).
@@ -220,6 +244,9 @@ class SearchService:
         The images are decoded one at a time while indexed, holding the largest one's pixels in the
         budget. Files this call stored are removed again if the add is refused (409).
         """
+        if self.adaptation.running:
+            raise ApiError(409, "the index is being adapted (GET /api/adapt shows its progress): add the images "
+                                "when it has finished")
         stored = [store_upload(upload, self.upload_dir) for upload in uploads]
         paths = [path for path, _ in stored]
         names = {source_key(path): upload.name or path.name for path, upload in zip(paths, uploads)}
