@@ -217,7 +217,7 @@ def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, merge: float 
                 raise ValueError(f"{path}: the model {spec} has no tunable zero-shot embedder")
             conn = index._conns.get()
             crops, labels, tracklets, identities = training_set(
-                rows, searcher._crops, max_crops, cfg.seed, lambda ids: metadata.embeddings_of(conn, ids, index.dim),
+                rows, searcher.crops, max_crops, cfg.seed, lambda ids: metadata.embeddings_of(conn, ids, index.dim),
                 merge, on_progress)
             on_step = None if on_progress is None else (lambda done, total: on_progress("training", done, total))
             losses = finetune_on_tracklets(embedder, crops, labels, cfg, work / "state.pt", progress, on_step)

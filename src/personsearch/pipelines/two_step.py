@@ -38,7 +38,8 @@ class TwoStepSearcher:
         enabled = self.dtype is not None and self.dtype != torch.float32
         return torch.autocast(device, dtype=self.dtype or torch.bfloat16, enabled=enabled)
 
-    def _crops(self, image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
+    def crops(self, image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
+        """The embedder's input for ``boxes`` of the RGB uint8 ``image``: (N, 3, h, w) ImageNet-normalised crops."""
         return crop_people(torch.from_numpy(image).permute(2, 0, 1).float().div_(255), boxes, self.crop_size)
 
     @torch.no_grad()
@@ -48,7 +49,7 @@ class TwoStepSearcher:
         boxes = check_boxes(boxes, rgb.shape[1], rgb.shape[0])
         if len(boxes) == 0:
             return np.zeros((0, self.dim), np.float32)
-        crops = self._crops(rgb, boxes)
+        crops = self.crops(rgb, boxes)
         with self._autocast():
             feats = torch.cat([self.embedder(crops[i:i + self.batch_size])
                                for i in range(0, len(crops), self.batch_size)])
