@@ -48,6 +48,8 @@ def test_build_add_stats_and_query(tmp_path, capsys):
         "images": 10, "videos": 1, "frames": 5, "people": 30, "skipped": 1}
     code, out, _ = _run(capsys, "-q", "index", "stats", "--index", idx)
     assert code == 0 and re.search(r"people: 30", out)
+    assert stats["vector_memory_bytes"] == 30 * stats["dim"] * 4  # exact: the float32 vectors
+    assert re.search(r"vector_memory_bytes: \d+ \(0\.0 MB\)", out)
 
     Image.fromarray(scene([4, 7])).save(tmp_path / "q.png")  # colour 7 is the right-hand person
     report = tmp_path / "report.html"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -231,22 +232,44 @@ def test_exact_or_approximate_by_size_with_override(tmp_path, gallery, monkeypat
     assert vectors.wanted_kind("auto", 10_000, 1280) == "hnsw"
     assert vectors.wanted_kind("exact", 10**7, 128) == "exact"
     assert vectors.wanted_kind("ivf", 10, 128) == "exact" and vectors.wanted_kind("ivf", 10**6, 128) == "ivf"
+    assert vectors.wanted_kind("auto", 10**7, 128) == "ivfsq" and vectors.wanted_kind("ivfsq", 10, 128) == "exact"
     folder, _ = gallery
     paths = sorted(folder.glob("scene_*.png"))
     monkeypatch.setattr(vectors, "AUTO_EXACT_ELEMENTS", 16 * DIM)  # auto: exact up to 16 people
     monkeypatch.setattr(vectors, "IVF_MIN_TRAIN", 20)
     monkeypatch.setattr(vectors, "_ivf_lists", lambda n: 4)
     kinds = {}
-    for requested in ("auto", "exact", "hnsw", "ivf"):
+    for requested in ("auto", "exact", "hnsw", "ivf", "ivfsq"):
         index = PersonIndex.create(tmp_path / requested, model=MODEL, dim=DIM, index_type=requested)
         index.add_images(FakeSearcher(), paths[:6], progress=False)  # 12 people
         small = index.index_type
         index.add_images(FakeSearcher(), paths, progress=False)  # 24 people
-        kinds[requested] = (small, index.index_type, PersonIndex.open(tmp_path / requested).index_type)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the saved file agrees with the database: reopened as is
+            kinds[requested] = (small, index.index_type, PersonIndex.open(tmp_path / requested).index_type)
         hits = index.search(_query(6), 2)
         assert all(_colour_of(index, h) == 6 for h in hits), requested
     assert kinds == {"auto": ("exact", "hnsw", "hnsw"), "exact": ("exact",) * 3, "hnsw": ("hnsw",) * 3,
-                     "ivf": ("exact", "ivf", "ivf")}
+                     "ivf": ("exact", "ivf", "ivf"), "ivfsq": ("exact", "ivfsq", "ivfsq")}
+
+
+def test_compressed_vectors_keep_recall_in_a_quarter_of_the_memory():
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((500, 128)).astype(np.float32)
+    data = centres[rng.integers(0, 500, 20_000)] + 0.7 * rng.standard_normal((20_000, 128)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    queries = data[:200] + 0.3 * rng.standard_normal((200, 128)).astype(np.float32)
+    exact, compressed = (vectors.build(kind, 128, data) for kind in ("exact", "ivfsq"))
+    _, truth = vectors.search(exact, queries, 10)
+    _, found = vectors.search(compressed, queries, 10)
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+    assert recall >= 0.95, recall
+    assert vectors.memory_bytes(compressed) < 0.35 * vectors.memory_bytes(exact)
+    stored = vectors.reconstruct_range(compressed, 0, 1000)
+    assert vectors.agrees(compressed, stored, data[:1000])  # approximately the database's rows
+    assert not vectors.agrees(compressed, stored, data[1:1001])  # shifted by one: caught
+    stored[500] = 0
+    assert not vectors.agrees(compressed, stored, data[:1000])  # one row zeroed: caught
 
 
 def test_rerank_reorders_the_candidates(tmp_path, gallery):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 LOG = logging.getLogger("personsearch.cli")
 
-INDEX_TYPES = ("auto", "exact", "hnsw", "ivf")  # personsearch.index.INDEX_TYPES, without importing FAISS
+INDEX_TYPES = ("auto", "exact", "hnsw", "ivf", "ivfsq")  # personsearch.index.INDEX_TYPES, without importing FAISS
 
 
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "or checkpoint, or py:MODULE:FACTORY")
     build.add_argument("--index", type=Path, required=True, metavar="INDEX", help="index folder to create")
     build.add_argument("--index-type", choices=INDEX_TYPES, default="auto",
-                       help="exact (brute force), hnsw or ivf (approximate), auto: exact while small (default)")
+                       help="exact (brute force), hnsw or ivf (approximate), ivfsq (approximate, 8-bit vectors: "
+                            "4x less memory, for 10M+ people); auto: exact while small, then hnsw, "
+                            "then ivfsq above 2M 128-d people (default)")
     build.add_argument("--score-threshold", type=float, default=0.5, help="drop weaker detections (default 0.5)")
     _add_inputs(build)
     add = sub.add_parser("add", help="add images or a video to an index (files already indexed are skipped)")
@@ -107,7 +109,8 @@ def _stats(args: argparse.Namespace) -> int:
         return 0
     for key, value in stats.items():
         if key != "skipped_files":
-            print(f"{key:>21}: {value}")
+            size = f" ({value / 2**20:.1f} MB)" if key.endswith("bytes") else ""
+            print(f"{key:>21}: {value}{size}")
     for path, reason in stats["skipped_files"]:
         print(f"  skipped {path}: {reason}")
     return 0

@@ -128,7 +128,7 @@ class PersonIndex(Writing):
         conn = self._conns.get()
         for start in range(0, index.ntotal, vectors.CHECK_CHUNK):
             stop = min(index.ntotal, start + vectors.CHECK_CHUNK)
-            if not np.array_equal(vectors.reconstruct_range(index, start, stop),
+            if not vectors.agrees(index, vectors.reconstruct_range(index, start, stop),
                                   metadata.embeddings(conn, start, stop, self.dim)):
                 return False
         return True
@@ -266,6 +266,7 @@ class PersonIndex(Writing):
         return {"path": str(self.path), **metadata.counts(conn), "dim": self.dim, "model": self.model,
                 "index_type": self.index_type, "index_type_requested": self.index_type_requested,
                 "searchable": len(self), "cameras": metadata.cameras(conn), "bytes": size,
+                "vector_memory_bytes": vectors.memory_bytes(self._vectors),
                 "skipped_files": [list(item) for item in metadata.skipped_files(conn)]}
 
 

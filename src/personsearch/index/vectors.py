@@ -1,9 +1,13 @@
 """The index's FAISS side: inner-product indexes, exact or approximate, chosen by gallery size.
 
 Kinds: ``exact`` (IndexFlatIP, brute force), ``hnsw`` (IndexHNSWFlat, graph search: no training,
-cheap incremental adds) and ``ivf`` (IndexIVFFlat, inverted lists trained on the vectors present
-when it is built). ``auto`` is exact while a brute-force scan stays cheap (people x dim up to
-``AUTO_EXACT_ELEMENTS``: ~39,000 128-d or ~3,900 1280-d embeddings, ~3 ms), then HNSW. Similarity is
+cheap incremental adds), ``ivf`` (IndexIVFFlat, inverted lists trained on the vectors present
+when it is built) and ``ivfsq`` (the same lists over 8-bit scalar-quantised residuals: a quarter of
+the memory, for 10M+ people; lossy, so the stored vectors only approximate the database's).
+``auto`` is exact while a brute-force scan stays cheap (people x dim up to
+``AUTO_EXACT_ELEMENTS``: ~39,000 128-d or ~3,900 1280-d embeddings, ~3 ms), then HNSW, then above
+``AUTO_COMPRESSED_ELEMENTS`` (2M 128-d embeddings: 1 GB of float32 plus the graph, and hours of
+graph building on a few cores) ``ivfsq``. Similarity is
 always the inner product: two-step embeddings are unit vectors (so it is the cosine) and end-to-end
 NAE gallery embeddings are unit direction x person probability, whose norm must count.
 ``auto`` picks HNSW over IVF for large galleries: no training (so no drift as a gallery grows from
@@ -22,9 +26,12 @@ import numpy as np
 
 from ..utils.progress import iterate
 
-KINDS = ("exact", "hnsw", "ivf")
+KINDS = ("exact", "hnsw", "ivf", "ivfsq")
 INDEX_TYPES = ("auto",) + KINDS
 AUTO_EXACT_ELEMENTS = 5_000_000  # float32 values an exact search scans: ~3 ms (1M x 128 took 48-76 ms)
+AUTO_COMPRESSED_ELEMENTS = 256_000_000  # above this many float32 values, auto compresses (ivfsq)
+LOSSY = ("ivfsq",)  # kinds whose stored vectors are approximations
+SQ_TOLERANCE = 0.1  # a row of a lossy index agrees with the database within this relative L2 error
 IVF_MIN_TRAIN = 4_000  # below this many vectors an "ivf" index stays exact (too few to train lists)
 ADD_CHUNK = 20_000
 CHECK_CHUNK = 65_536  # rows compared at a time when a loaded file is checked against the database
@@ -56,16 +63,20 @@ def check_index_type(index_type: str) -> str:
 def wanted_kind(index_type: str, n: int, dim: int) -> str:
     """The kind an index of ``n`` vectors of size ``dim`` should be for the requested ``index_type``."""
     if index_type == "auto":
-        return "exact" if n * dim <= AUTO_EXACT_ELEMENTS else "hnsw"
-    if index_type == "ivf" and n < IVF_MIN_TRAIN:
+        if n * dim <= AUTO_EXACT_ELEMENTS:
+            return "exact"
+        return "hnsw" if n * dim <= AUTO_COMPRESSED_ELEMENTS else "ivfsq"
+    if index_type in ("ivf", "ivfsq") and n < IVF_MIN_TRAIN:
         return "exact"
     return check_index_type(index_type)
 
 
 def kind_of(index: faiss.Index) -> str:
-    """exact / hnsw / ivf for an index made here."""
+    """exact / hnsw / ivf / ivfsq for an index made here."""
     if isinstance(index, faiss.IndexHNSWFlat):
         return "hnsw"
+    if isinstance(index, faiss.IndexIVFScalarQuantizer):
+        return "ivfsq"
     if isinstance(index, faiss.IndexIVFFlat):
         return "ivf"
     if isinstance(index, faiss.IndexFlat):
@@ -82,7 +93,7 @@ def needs_rebuild(index: faiss.Index, index_type: str) -> bool:
     n = index.ntotal
     if kind_of(index) != wanted_kind(index_type, n, index.d):
         return True
-    return kind_of(index) == "ivf" and n > 8 * (faiss.extract_index_ivf(index).nlist / 4) ** 2
+    return kind_of(index) in ("ivf", "ivfsq") and n > 8 * (faiss.extract_index_ivf(index).nlist / 4) ** 2
 
 
 def _append(index: faiss.Index, vectors: np.ndarray, progress: bool) -> None:
@@ -100,11 +111,15 @@ def build(kind: str, dim: int, vectors: np.ndarray, settings: VectorSettings = V
         index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = settings.ef_construction
         index.hnsw.efSearch = settings.ef_search
-    elif kind == "ivf":
+    elif kind in ("ivf", "ivfsq"):
         nlist = _ivf_lists(len(vectors))
         if len(vectors) < nlist:
             raise ValueError(f"an IVF index needs at least {nlist} vectors to train, got {len(vectors)}")
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        if kind == "ivf":
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                  faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(0).permutation(len(vectors))[: 64 * nlist]
         index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
         index.nprobe = settings.nprobe
@@ -128,7 +143,7 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, settings: VectorSett
     kind = kind_of(index)
     if kind == "hnsw":
         params = faiss.SearchParametersHNSW(efSearch=max(settings.ef_search, k))
-    elif kind == "ivf":
+    elif kind in ("ivf", "ivfsq"):
         params = faiss.SearchParametersIVF(nprobe=settings.nprobe)
     else:
         params = None
@@ -162,7 +177,7 @@ def reconstruct_range(index: faiss.Index, start: int, stop: int) -> np.ndarray:
     index gets the direct map it needs to give them back)."""
     if stop <= start:
         return np.zeros((0, index.d), np.float32)
-    ivf = faiss.extract_index_ivf(index) if kind_of(index) == "ivf" else None
+    ivf = faiss.extract_index_ivf(index) if kind_of(index) in ("ivf", "ivfsq") else None
     if ivf is not None:
         ivf.make_direct_map(True)
     try:
@@ -170,6 +185,28 @@ def reconstruct_range(index: faiss.Index, start: int, stop: int) -> np.ndarray:
     finally:
         if ivf is not None:
             ivf.make_direct_map(False)  # later adds need no map kept up to date
+
+
+def agrees(index: faiss.Index, stored: np.ndarray, database: np.ndarray) -> bool:
+    """Whether rows of ``index`` (``stored``: their reconstruction) hold ``database``'s
+    vectors: equal, or for a lossy kind within ``SQ_TOLERANCE`` relative error per row (a damaged or
+    shifted row is far off either way)."""
+    if kind_of(index) not in LOSSY:
+        return bool(np.array_equal(stored, database))
+    error = np.linalg.norm(stored - database, axis=1)
+    return bool(np.all(error <= SQ_TOLERANCE * np.linalg.norm(database, axis=1) + 1e-6))
+
+
+def memory_bytes(index: faiss.Index) -> int:
+    """Bytes the loaded index holds, from its layout: vectors or codes and their ids, the lists'
+    centroids, the graph's links (a few percent low for HNSW's upper levels)."""
+    kind, n, d = kind_of(index), index.ntotal, index.d
+    if kind == "exact":
+        return n * d * 4
+    if kind == "hnsw":
+        return n * d * 4 + n * (index.hnsw.nb_neighbors(0) * 4 + 12)
+    ivf = faiss.extract_index_ivf(index)
+    return n * (ivf.code_size + 8) + ivf.nlist * d * 4
 
 
 def reconstruct_all(index: faiss.Index) -> np.ndarray:
