@@ -270,6 +270,10 @@ def test_compressed_vectors_keep_recall_in_a_quarter_of_the_memory():
     assert not vectors.agrees(compressed, stored, data[1:1001])  # shifted by one: caught
     stored[500] = 0
     assert not vectors.agrees(compressed, stored, data[:1000])  # one row zeroed: caught
+    sims, ids = vectors.search(compressed, queries, vectors.candidates(compressed, 10))
+    rescored = [vectors.rescore(q, i, data[i], 10) for q, i in zip(queries, ids)]
+    assert np.mean([len(set(i) & set(t)) / 10 for (_, i), t in zip(rescored, truth)]) >= recall
+    assert all(np.allclose(s, data[i] @ q, atol=1e-5) for (s, i), q in zip(rescored, queries))  # exact values
 
 
 def test_rerank_reorders_the_candidates(tmp_path, gallery):

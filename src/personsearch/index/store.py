@@ -173,12 +173,12 @@ class PersonIndex(Writing):
 
     @property
     def index_type_requested(self) -> str:
-        """auto / exact / hnsw / ivf, as asked at creation."""
+        """auto / exact / hnsw / ivf / ivfsq, as asked at creation."""
         return self.meta["index_type"]
 
     @property
     def index_type(self) -> str:
-        """The kind of vector index in use now: exact / hnsw / ivf."""
+        """The kind of vector index in use now: exact / hnsw / ivf / ivfsq."""
         with self._lock:
             return vectors.kind_of(self._vectors)
 
@@ -209,10 +209,14 @@ class PersonIndex(Writing):
             n = self._vectors.ntotal
             if n == 0:
                 raise EmptyIndexError(f"index {self.path} is empty: add images or a video first")
-            sims, ids = vectors.search(self._vectors, query[None], pool_size(top_k, n) if rerank else top_k,
+            wanted = pool_size(top_k, n) if rerank else top_k
+            lossy = vectors.kind_of(self._vectors) in vectors.LOSSY
+            sims, ids = vectors.search(self._vectors, query[None], vectors.candidates(self._vectors, wanted),
                                        self.settings)
         keep = ids[0] >= 0
         sims, ids = sims[0][keep], ids[0][keep].astype(np.int64)
+        if lossy and len(ids):  # 8-bit vectors: re-score the candidates with the database's float32 ones
+            sims, ids = vectors.rescore(query, ids, metadata.embeddings_of(self._conns.get(), ids, self.dim), wanted)
         distances: Sequence[float | None] = [None] * len(ids)
         if rerank and len(ids):
             dist = rerank_candidates(query, metadata.embeddings_of(self._conns.get(), ids, self.dim))

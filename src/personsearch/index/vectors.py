@@ -32,6 +32,7 @@ AUTO_EXACT_ELEMENTS = 5_000_000  # float32 values an exact search scans: ~3 ms (
 AUTO_COMPRESSED_ELEMENTS = 256_000_000  # above this many float32 values, auto compresses (ivfsq)
 LOSSY = ("ivfsq",)  # kinds whose stored vectors are approximations
 SQ_TOLERANCE = 0.1  # a row of a lossy index agrees with the database within this relative L2 error
+RESCORE_FACTOR = 4  # a lossy index returns this many times the rows asked, re-scored with exact vectors
 IVF_MIN_TRAIN = 4_000  # below this many vectors an "ivf" index stays exact (too few to train lists)
 ADD_CHUNK = 20_000
 CHECK_CHUNK = 65_536  # rows compared at a time when a loaded file is checked against the database
@@ -185,6 +186,20 @@ def reconstruct_range(index: faiss.Index, start: int, stop: int) -> np.ndarray:
     finally:
         if ivf is not None:
             ivf.make_direct_map(False)  # later adds need no map kept up to date
+
+
+def candidates(index: faiss.Index, k: int) -> int:
+    """How many rows to ask ``index`` for to return ``k``: a lossy kind gets ``RESCORE_FACTOR`` times
+    more, re-scored exactly afterwards (``rescore``)."""
+    return min(index.ntotal, k * RESCORE_FACTOR if kind_of(index) in LOSSY else k)
+
+
+def rescore(query: np.ndarray, ids: np.ndarray, exact: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities, ids) of the ``k`` best of candidate ``ids`` by exact inner product with their
+    full-precision vectors ``exact`` (len(ids), D), best first (ties keep the candidates' order)."""
+    sims = np.asarray(exact, np.float32) @ np.asarray(query, np.float32).reshape(-1)
+    order = np.argsort(-sims, kind="stable")[:k]
+    return sims[order], np.asarray(ids)[order]
 
 
 def agrees(index: faiss.Index, stored: np.ndarray, database: np.ndarray) -> bool:
