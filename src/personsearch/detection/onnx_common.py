@@ -31,4 +31,7 @@ def cpu_session(path, threads: int | None):
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # no busy-waiting between runs: ingest overlaps detection with embedding on the same few cores,
+    # where spinning onnxruntime threads would take the embedder's CPU time
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .frames import Frame
 from .metadata import FrameResult
 from .records import AddReport, DimensionError
+from .staged import can_stage, staged_outputs
 
 # commit(results, skipped) stores one batch durably and returns the number of people it added
 Commit = Callable[[Sequence[FrameResult], Sequence[tuple[str, str]]], int]
 
 
-def detect(searcher, frame: Frame, dim: int, camera: str | None, fps: float | None) -> FrameResult:
-    """Run ``searcher`` on one decoded frame; ValueError if its output is malformed.
+def frame_result(out: dict, frame: Frame, dim: int, camera: str | None, fps: float | None) -> FrameResult:
+    """One frame's searcher output as stored; ValueError if it is malformed.
 
     A searcher giving embeddings of another size than ``dim`` is an error (the wrong model for this
     index), not a skipped frame.
     """
-    out = searcher(frame.rgb)
     boxes = np.asarray(out["boxes"], np.float32).reshape(-1, 4)
     scores = np.asarray(out["scores"], np.float32).reshape(-1)
     emb = np.asarray(out["embeddings"], np.float32)
@@ -30,10 +30,34 @@ def detect(searcher, frame: Frame, dim: int, camera: str | None, fps: float | No
                          f"{emb.shape[0]} embeddings for {frame.source}")
     if emb.shape[1] != dim:
         raise DimensionError(f"the searcher gives {emb.shape[1]}-d embeddings but the index holds {dim}-d ones: "
-                         "use the model the index was built with")
+                             "use the model the index was built with")
     height, width = frame.rgb.shape[:2]
     return FrameResult(frame.source, frame.kind, frame.frame, frame.timestamp, width, height,
                        boxes, scores, emb, camera, fps)
+
+
+def outputs(frames: Iterable[Frame], searcher, staged: bool | None = None) -> Iterator[tuple[Frame, Any]]:
+    """(frame, searcher output, or None if unreadable, or the ValueError the searcher raised on it).
+    ``staged`` (default: when the searcher allows it): decoding, detection and embedding overlapped
+    on threads, embeddings batched across frames (``staged.staged_outputs``)."""
+    if staged is None or staged:
+        if can_stage(searcher):
+            yield from staged_outputs(frames, searcher)
+            return
+        if staged:
+            raise ValueError(f"{type(searcher).__name__} has no separate detect / crops / embed steps to stage")
+    for frame in frames:
+        if frame.rgb is None:
+            yield frame, None
+            continue
+        try:
+            out = searcher(frame.rgb)
+        except DimensionError:
+            raise
+        except ValueError as err:
+            yield frame, err
+        else:
+            yield frame, out
 
 
 def _describe(frame: Frame) -> str:
@@ -41,10 +65,11 @@ def _describe(frame: Frame) -> str:
 
 
 def ingest(frames: Iterable[Frame], searcher, dim: int, commit: Commit, *, camera: str | None = None,
-           fps: float | None = None, commit_every: int = 32, bar: Any = None) -> AddReport:
+           fps: float | None = None, commit_every: int = 32, bar: Any = None,
+           staged: bool | None = None) -> AddReport:
     """Detect and embed every frame, committing every ``commit_every`` frames (a kill loses at most
     one batch, which a rerun redoes). Unreadable images, and frames the searcher rejects with a
-    ValueError, are skipped and reported, never fatal.
+    ValueError, are skipped and reported, never fatal. ``staged``: see ``outputs``.
     """
     if commit_every < 1:
         raise ValueError(f"commit_every must be >= 1, got {commit_every}")
@@ -60,12 +85,14 @@ def ingest(frames: Iterable[Frame], searcher, dim: int, commit: Commit, *, camer
             results.clear()
             skipped.clear()
 
-    for frame in frames:
-        if frame.rgb is None:
+    for frame, out in outputs(frames, searcher, staged):
+        if out is None:
             skipped.append((frame.source, frame.error or "unreadable"))
+        elif isinstance(out, ValueError):
+            skipped.append((frame.source, f"searcher failed on {_describe(frame)}: {out}"))
         else:
             try:
-                result = detect(searcher, frame, dim, camera, fps)
+                result = frame_result(out, frame, dim, camera, fps)
             except DimensionError:
                 raise
             except ValueError as err:

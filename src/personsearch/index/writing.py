@@ -61,12 +61,12 @@ class Writing:
                                   "the next open") from err
 
     def _add(self, frames, todo: int, unit: str, camera, fps, progress: bool, commit_every: int,
-             searcher, complete: list[tuple[str, int]] | None = None) -> AddReport:
+             searcher, complete: list[tuple[str, int]] | None = None, staged: bool | None = None) -> AddReport:
         self.refresh()  # another process may have added people since we opened the index
         bar = progress_bar(todo, f"indexing {self.path.name}", progress, unit=unit)
         try:
             report = ingest(frames, searcher, self.dim, self._commit, camera=camera, fps=fps,
-                            commit_every=commit_every, bar=bar)
+                            commit_every=commit_every, bar=bar, staged=staged)
         finally:
             bar.close()
         ended_early = {source for source, _ in report.skipped}
@@ -77,11 +77,13 @@ class Writing:
         return report
 
     def add_images(self, searcher, paths: Iterable[str | Path], camera: str | None = None, progress: bool = True,
-                   commit_every: int = 32) -> AddReport:
+                   commit_every: int = 32, staged: bool | None = None) -> AddReport:
         """Detect and embed people in every image not indexed yet (by absolute path).
 
         Commits every ``commit_every`` images: a killed add, run again, continues where it stopped.
         Unreadable images are skipped, recorded in the index and returned in ``report.skipped``.
+        ``staged``: decode, detect and embed overlapped (default: when the searcher allows it;
+        ``ingest.outputs``).
         """
         with self._writer.hold():
             self._clean_temporaries()
@@ -89,14 +91,15 @@ class Writing:
             videos = metadata.sources_of_kind(self._conns.get(), "video")
             unique = list(dict.fromkeys(source_key(p) for p in paths))
             todo = [p for p in unique if p not in done and p not in videos]
-            report = self._add(image_frames(todo), len(todo), "img", camera, None, progress, commit_every, searcher)
+            report = self._add(image_frames(todo), len(todo), "img", camera, None, progress, commit_every, searcher,
+                               staged=staged)
             report.already = sum(p in done for p in unique)
             report.skipped += [(p, "already indexed as a video, not an image") for p in unique if p in videos]
             return report
 
     def add_video(self, searcher, video_path: str | Path, every: int = 1, camera: str | None = None,
                   progress: bool = True, start: int = 0, stop: int | None = None,
-                  commit_every: int = 32) -> AddReport:
+                  commit_every: int = 32, staged: bool | None = None) -> AddReport:
         """Index frames ``start``, ``start + every``, ... (below ``stop``) of a video not indexed yet.
 
         Frame numbers and timestamps (frame / fps) are kept. Resumable like ``add_images``; a video
@@ -119,7 +122,7 @@ class Writing:
             todo = sum(1 for f in frames if f not in done)
             whole = [(key, every)] if start == 0 and stop is None else []
             report = self._add(video_frames(video_path, every, done, start, stop), todo, "frame", camera, fps,
-                               progress, commit_every, searcher, whole)
+                               progress, commit_every, searcher, whole, staged)
             report.already = len(frames) - todo
             return report
 

@@ -43,27 +43,38 @@ class TwoStepSearcher:
         return crop_people(torch.from_numpy(image).permute(2, 0, 1).float().div_(255), boxes, self.crop_size)
 
     @torch.no_grad()
+    def embed(self, crops: torch.Tensor) -> np.ndarray:
+        """L2-normalised embeddings (N, D) of ``crops`` (from ``crops``), in batches of ``batch_size``."""
+        if len(crops) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        with self._autocast():
+            feats = torch.cat([self.embedder(crops[i:i + self.batch_size])
+                               for i in range(0, len(crops), self.batch_size)])
+        return F.normalize(feats.float(), dim=1).numpy()
+
     def extract_query(self, image: ImageLike, boxes) -> np.ndarray:
         """L2-normalised embeddings (N, D) of the given boxes [x1, y1, x2, y2] in ``image``."""
         rgb = load_rgb(image)
         boxes = check_boxes(boxes, rgb.shape[1], rgb.shape[0])
         if len(boxes) == 0:
             return np.zeros((0, self.dim), np.float32)
-        crops = self.crops(rgb, boxes)
-        with self._autocast():
-            feats = torch.cat([self.embedder(crops[i:i + self.batch_size])
-                               for i in range(0, len(crops), self.batch_size)])
-        return F.normalize(feats.float(), dim=1).numpy()
+        return self.embed(self.crops(rgb, boxes))
 
-    def __call__(self, image: ImageLike) -> dict[str, np.ndarray]:
-        """Detect and embed every person: ``{"boxes", "scores", "embeddings"}``."""
-        rgb = load_rgb(image)
+    @torch.no_grad()
+    def detect(self, rgb: np.ndarray) -> np.ndarray:
+        """The people in the RGB uint8 ``rgb``: (N, 5) ``[x1, y1, x2, y2, score]``, boxes clipped to
+        the image, those with no area left out."""
         with self._autocast():
             detections = np.asarray(self.detector(rgb), np.float32).reshape(-1, 5)
         height, width = rgb.shape[:2]
         x1, y1 = detections[:, 0].clip(0, width), detections[:, 1].clip(0, height)
         x2, y2 = detections[:, 2].clip(0, width), detections[:, 3].clip(0, height)
-        detections = detections[(x2 - x1 >= 1) & (y2 - y1 >= 1)]  # degenerate boxes have nothing to embed
+        return detections[(x2 - x1 >= 1) & (y2 - y1 >= 1)]  # degenerate boxes have nothing to embed
+
+    def __call__(self, image: ImageLike) -> dict[str, np.ndarray]:
+        """Detect and embed every person: ``{"boxes", "scores", "embeddings"}``."""
+        rgb = load_rgb(image)
+        detections = self.detect(rgb)
         return {"boxes": detections[:, :4], "scores": detections[:, 4],
                 "embeddings": self.extract_query(rgb, detections[:, :4])}
 
