@@ -92,3 +92,21 @@ def write_video(path: Path, frames: int, fps: float = 10.0) -> None:
         rgb[16:46, 78:92] = COLOURS[8]
         writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     writer.release()
+
+
+def make_dying_searcher() -> "FakeSearcher":
+    """Factory whose process dies (as if killed) on its first image while the file named by
+    ``INDEX_FAKE_DIE_ONCE`` does not exist yet; it creates the file first, so the rerun survives."""
+    return _Dying(Path(os.environ["INDEX_FAKE_DIE_ONCE"]))
+
+
+class _Dying(FakeSearcher):
+    def __init__(self, marker: Path) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def __call__(self, image):
+        if not self.marker.exists():
+            self.marker.write_text("died once")
+            os._exit(17)
+        return super().__call__(image)

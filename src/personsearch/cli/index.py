@@ -13,15 +13,24 @@ INDEX_TYPES = ("auto", "exact", "hnsw", "ivf", "ivfsq")  # personsearch.index.IN
 
 
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", type=Path, metavar="DIR", help="folder of images (searched recursively)")
-    source.add_argument("--video", type=Path, metavar="FILE", help="a video file (any format OpenCV reads)")
+    parser.add_argument("--images", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="folders of images (searched recursively)")
+    parser.add_argument("--video", type=Path, nargs="+", default=[], metavar="FILE",
+                        help="video files (any format OpenCV reads)")
     parser.add_argument("--every", type=int, default=1, metavar="N", help="video: index every N-th frame (default 1)")
     parser.add_argument("--start", type=int, default=0, metavar="F", help="video: first frame to index (default 0)")
     parser.add_argument("--stop", type=int, default=None, metavar="F", help="video: stop before this frame")
     parser.add_argument("--camera", default=None, metavar="NAME", help="camera name recorded with these people")
     parser.add_argument("--commit-every", type=int, default=32, metavar="K",
                         help="commit progress every K images/frames (a killed run loses at most K)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="index with N worker processes (default 1); inputs are cut into units of frames "
+                             "or files, committed in a fixed order: the same ids whatever N")
+    parser.add_argument("--engine", choices=("processes", "ray"), default="processes",
+                        help="where workers run: local processes (default) or Ray tasks (pip install "
+                             "'personsearch[ray]'; see --ray-address)")
+    parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                        help="a running Ray cluster (default: a local instance with one worker per core)")
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
 
 
@@ -67,27 +76,45 @@ def _open_or_create(args: argparse.Namespace):
     return index, searcher
 
 
-def _images(args: argparse.Namespace) -> list[Path] | None:
-    """The images to index (checked before any index is created), or None for a video."""
-    if args.images is None:
-        if not args.video.is_file():
-            raise FileNotFoundError(f"{args.video}: no such video file")
-        return None
+def _inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """(videos, images) to index, checked before any index is created."""
     from ..data.folder import list_images
 
-    return list_images(args.images)
+    if not args.images and not args.video:
+        raise ValueError("give --images DIR... and/or --video FILE...")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    for video in args.video:
+        if not video.is_file():
+            raise FileNotFoundError(f"{video}: no such video file")
+    return list(args.video), [path for folder in args.images for path in list_images(folder)]
 
 
-def _index_inputs(index, searcher, images: list[Path] | None, args: argparse.Namespace) -> int:
+def _engine(args: argparse.Namespace, index):
+    from ..index import parallel
+
+    spec, threshold = index.model, index.meta.get("score_threshold", 0.5)
+    if args.engine == "ray":
+        return parallel.RayEngine(spec, threshold, index.dim, address=args.ray_address)
+    if args.workers == 1:
+        return parallel.InlineEngine(spec, threshold, index.dim)
+    return parallel.ProcessEngine(spec, threshold, index.dim, workers=args.workers)
+
+
+def _index_inputs(index, searcher, videos: list[Path], images: list[Path], args: argparse.Namespace) -> int:
     progress = True  # the CLI's -q turns every progress report off
-    if images is not None:
+    unit = "frames" if videos and not images else "images" if images and not videos else "images and frames"
+    if searcher is None or args.workers > 1 or args.engine == "ray" or len(videos) + bool(images) > 1:
+        from ..index.parallel import add_parallel
+
+        report = add_parallel(index, _engine(args, index), videos, images, every=args.every, start=args.start,
+                              stop=args.stop, camera=args.camera, progress=progress)
+    elif images:
         report = index.add_images(searcher, images, camera=args.camera, progress=progress,
                                   commit_every=args.commit_every)
-        unit = "images"
     else:
-        report = index.add_video(searcher, args.video, every=args.every, camera=args.camera, progress=progress,
+        report = index.add_video(searcher, videos[0], every=args.every, camera=args.camera, progress=progress,
                                  start=args.start, stop=args.stop, commit_every=args.commit_every)
-        unit = "frames"
     if args.json:
         print(json.dumps({"index": str(args.index), "unit": unit, "indexed": report.images, "people": report.people,
                           "already": report.already, "skipped": [[str(p), r] for p, r in report.skipped],
@@ -119,18 +146,20 @@ def _stats(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.index_command == "stats":
         return _stats(args)
-    if args.images is not None and (args.every != 1 or args.start or args.stop is not None):
+    if args.images and not args.video and (args.every != 1 or args.start or args.stop is not None):
         raise ValueError("--every, --start and --stop apply to --video only")
     if args.every < 1 or args.start < 0 or args.commit_every < 1:
         raise ValueError("--every and --commit-every must be >= 1 and --start >= 0")
+    videos, images = _inputs(args)
     if args.index_command == "build":
-        images = _images(args)
         index, searcher = _open_or_create(args)
     else:
         from ..index import PersonIndex
 
         index = PersonIndex.open(args.index)
-        images = _images(args)
-        searcher = index.load_searcher()
+        searcher = None
     with index:
-        return _index_inputs(index, searcher, images, args)
+        parallel = args.workers > 1 or args.engine == "ray" or len(videos) + bool(images) > 1
+        if searcher is None and not parallel:
+            searcher = index.load_searcher()
+        return _index_inputs(index, searcher, videos, images, args)

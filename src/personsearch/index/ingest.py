@@ -60,6 +60,25 @@ def outputs(frames: Iterable[Frame], searcher, staged: bool | None = None) -> It
             yield frame, out
 
 
+def classify(frame: Frame, out: Any, dim: int, camera: str | None, fps: float | None
+             ) -> FrameResult | tuple[str, str]:
+    """A frame's output (from ``outputs``) as a FrameResult to store, or (source, reason) to skip it.
+    DimensionError (the wrong model for the index) is raised."""
+    if out is None:
+        return frame.source, frame.error or "unreadable"
+    if isinstance(out, ValueError):
+        return frame.source, f"searcher failed on {_describe(frame)}: {out}"
+    try:
+        result = frame_result(out, frame, dim, camera, fps)
+    except DimensionError:
+        raise
+    except ValueError as err:
+        return frame.source, f"searcher failed on {_describe(frame)}: {err}"
+    if not np.isfinite(result.embeddings).all():
+        return frame.source, f"non-finite embeddings for {_describe(frame)}"
+    return result
+
+
 def _describe(frame: Frame) -> str:
     return frame.source if frame.kind == "image" else f"{frame.source} frame {frame.frame}"
 
@@ -86,22 +105,8 @@ def ingest(frames: Iterable[Frame], searcher, dim: int, commit: Commit, *, camer
             skipped.clear()
 
     for frame, out in outputs(frames, searcher, staged):
-        if out is None:
-            skipped.append((frame.source, frame.error or "unreadable"))
-        elif isinstance(out, ValueError):
-            skipped.append((frame.source, f"searcher failed on {_describe(frame)}: {out}"))
-        else:
-            try:
-                result = frame_result(out, frame, dim, camera, fps)
-            except DimensionError:
-                raise
-            except ValueError as err:
-                skipped.append((frame.source, f"searcher failed on {_describe(frame)}: {err}"))
-            else:
-                if np.isfinite(result.embeddings).all():
-                    results.append(result)
-                else:
-                    skipped.append((frame.source, f"non-finite embeddings for {_describe(frame)}"))
+        kept = classify(frame, out, dim, camera, fps)
+        (results if isinstance(kept, FrameResult) else skipped).append(kept)
         if bar is not None:
             bar.update(1)
         if len(results) + len(skipped) >= commit_every:
