@@ -15,7 +15,7 @@ from torch import nn
 from personsearch.index import PersonIndex
 from personsearch.index.frames import Frame, image_frames, video_frames
 from personsearch.index.ingest import ingest
-from personsearch.index.staged import can_stage, staged_outputs
+from personsearch.index.staged import can_stage, on_accelerator, staged_outputs
 from personsearch.pipelines import TwoStepSearcher
 
 
@@ -61,6 +61,7 @@ def test_staged_ingest_gives_the_frame_by_frame_results(tmp_path):
     write_video(tmp_path / "walk.avi", 24)
     searcher = _searcher()
     assert can_stage(searcher) and not can_stage(FakeSearcher())
+    assert not on_accelerator(searcher)  # so ingest's default is frame by frame here
     plain = _collect(video_frames(tmp_path / "walk.avi", every=2), searcher, staged=False)
     staged = _collect(video_frames(tmp_path / "walk.avi", every=2), searcher, staged=True)
     assert plain[0].images == staged[0].images == 12 and plain[0].people == staged[0].people >= 24
@@ -107,13 +108,12 @@ def test_leaving_early_stops_the_stages(tmp_path):
     assert not _threads()
 
 
-def test_an_index_built_staged_stores_what_one_built_frame_by_frame_does(tmp_path, monkeypatch):
+def test_an_index_built_staged_stores_what_one_built_frame_by_frame_does(tmp_path):
     write_video(tmp_path / "walk.avi", 20)
     stored = {}
     for staged in (False, True):
-        monkeypatch.setattr("personsearch.index.ingest.can_stage", lambda s, staged=staged: staged)
         index = PersonIndex.create(tmp_path / f"idx{staged}", model="py:index_fakes:make_searcher", dim=DIM)
-        index.add_video(_searcher(), tmp_path / "walk.avi", every=2, progress=False)
+        index.add_video(_searcher(), tmp_path / "walk.avi", every=2, progress=False, staged=staged)
         stored[staged] = [(index.hit(i).frame, index.hit(i).box, index.embedding(i)) for i in range(len(index))]
     assert len(stored[True]) == len(stored[False]) >= 20
     for (frame_a, box_a, emb_a), (frame_b, box_b, emb_b) in zip(stored[True], stored[False]):
