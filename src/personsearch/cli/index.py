@@ -90,14 +90,14 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     return list(args.video), [path for folder in args.images for path in list_images(folder)]
 
 
-def _engine(args: argparse.Namespace, index):
+def _engine(args: argparse.Namespace, index, searcher):
     from ..index import parallel
 
     spec, threshold = index.model, index.meta.get("score_threshold", 0.5)
     if args.engine == "ray":
         return parallel.RayEngine(spec, threshold, index.dim, address=args.ray_address)
     if args.workers == 1:
-        return parallel.InlineEngine(spec, threshold, index.dim)
+        return parallel.InlineEngine(spec, threshold, index.dim, searcher)
     return parallel.ProcessEngine(spec, threshold, index.dim, workers=args.workers)
 
 
@@ -107,7 +107,7 @@ def _index_inputs(index, searcher, videos: list[Path], images: list[Path], args:
     if searcher is None or args.workers > 1 or args.engine == "ray" or len(videos) + bool(images) > 1:
         from ..index.parallel import add_parallel
 
-        report = add_parallel(index, _engine(args, index), videos, images, every=args.every, start=args.start,
+        report = add_parallel(index, _engine(args, index, searcher), videos, images, every=args.every, start=args.start,
                               stop=args.stop, camera=args.camera, progress=progress)
     elif images:
         report = index.add_images(searcher, images, camera=args.camera, progress=progress,

@@ -22,7 +22,7 @@ from typing import Iterator, Protocol, Sequence
 from . import metadata
 from .frames import source_key, video_info, wanted_frames
 from .records import AddReport
-from .units import Unit, UnitResult, run_unit, worker_searcher
+from .units import Unit, UnitResult, remember_searcher, run_unit, worker_searcher
 
 ENGINES = ("processes", "ray")
 
@@ -45,8 +45,10 @@ class _Job:
 class InlineEngine:
     """Units one after another in this process."""
 
-    def __init__(self, spec: str, score_threshold: float, dim: int) -> None:
+    def __init__(self, spec: str, score_threshold: float, dim: int, searcher=None) -> None:
         self.job = _Job(spec, score_threshold, dim, None)
+        if searcher is not None:  # already loaded by the caller: not loaded again
+            remember_searcher(spec, score_threshold, searcher)
 
     def map_ordered(self, units: Sequence[Unit]) -> Iterator[UnitResult]:
         for unit in units:
@@ -93,8 +95,9 @@ class ProcessEngine:
                     for lost, _ in flight:
                         attempts[lost] += 1
                         if attempts[lost] > self.retries:
-                            raise RuntimeError(f"{units[lost].describe()}: its worker died {attempts[lost]} times; "
-                                               "stopped (the units committed so far are kept)") from None
+                            raise RuntimeError(f"{units[lost].describe()}: its worker died {attempts[lost]} times "
+                                               "(or could not start: does the model load?); stopped, the units "
+                                               "committed so far are kept") from None
                     todo.extendleft(reversed([p for p, _ in flight]))
                     flight.clear()
                     pool = self._pool()

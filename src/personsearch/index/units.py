@@ -9,7 +9,6 @@ decode, detect and embed (``ingest.outputs``), returning what the index then sto
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -83,6 +82,11 @@ def worker_searcher(spec: str, score_threshold: float, threads: int | None = Non
     return _SEARCHERS[key]
 
 
+def remember_searcher(spec: str, score_threshold: float, searcher) -> None:
+    """Use ``searcher`` (already loaded) for ``spec`` in this process."""
+    _SEARCHERS[(spec, float(score_threshold))] = searcher
+
+
 def run_unit(unit: Unit, spec: str, score_threshold: float, dim: int, threads: int | None = None) -> UnitResult:
     """Index one unit in this process (a worker): its frames' people, and its skipped files."""
     searcher = worker_searcher(spec, score_threshold, threads)
@@ -99,10 +103,5 @@ def run_unit(unit: Unit, spec: str, score_threshold: float, dim: int, threads: i
     return out
 
 
-def default_workers() -> int:
-    """One worker per core."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-__all__ = ["FRAMES_PER_UNIT", "IMAGES_PER_UNIT", "Unit", "UnitResult", "default_workers", "plan_units", "run_unit",
+__all__ = ["FRAMES_PER_UNIT", "IMAGES_PER_UNIT", "Unit", "UnitResult", "plan_units", "remember_searcher", "run_unit",
            "worker_searcher"]
