@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -87,3 +88,23 @@ def test_the_legacy_pretrained_index_keeps_its_1280_d_embedding():
     old = load_model("pretrained", dim=1280)
     new = load_model("pretrained")
     assert old.dim == 1280 and new.dim == (96 + 320) * 7  # taps 13 and 17, global + 6 stripes
+
+
+@pytest.mark.parametrize("spec", ["pretrained", "pretrained@plain+detector=ssdlite"])
+def test_the_onnxruntime_backend_gives_the_pytorch_embeddings(spec):
+    from personsearch.pipelines import load_searcher
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (300, 200, 3), dtype=np.uint8)
+    boxes = np.array([[10, 20, 60, 140], [90, 40, 170, 290], [0, 0, 200, 300]], np.float32)
+    fast = load_searcher(spec)
+    exact = load_searcher(spec + ("+torch" if "@" in spec else "@torch"))
+    assert type(fast.embedder).__name__ == "OnnxZeroShot" and type(exact.embedder).__name__ != "OnnxZeroShot"
+    np.testing.assert_allclose(fast.extract_query(image, boxes), exact.extract_query(image, boxes), atol=1e-4)
+    with torch.no_grad():  # tuned weights (as `personsearch adapt` does) are followed after refresh()
+        for p in fast.embedder.torch_embedder.features[-1].parameters():
+            p.mul_(1.5)
+        for p in exact.embedder.features[-1].parameters():
+            p.mul_(1.5)
+    fast.embedder.refresh()
+    np.testing.assert_allclose(fast.extract_query(image, boxes), exact.extract_query(image, boxes), atol=1e-4)

@@ -213,17 +213,20 @@ def adapt_index(path: str | Path, cfg=None, max_crops: int = 2000, merge: float 
             rows = index._conns.get().execute(ROWS).fetchall()
             searcher = load_model(spec, index.meta.get("score_threshold", 0.5), dim=index.dim)
             embedder = getattr(searcher, "embedder", None)
-            if embedder is None or not hasattr(embedder, "features"):
+            tunable = getattr(embedder, "torch_embedder", embedder)  # the PyTorch one behind an onnxruntime backend
+            if tunable is None or not hasattr(tunable, "features"):
                 raise ValueError(f"{path}: the model {spec} has no tunable zero-shot embedder")
             conn = index._conns.get()
             crops, labels, tracklets, identities = training_set(
                 rows, searcher.crops, max_crops, cfg.seed, lambda ids: metadata.embeddings_of(conn, ids, index.dim),
                 merge, on_progress)
             on_step = None if on_progress is None else (lambda done, total: on_progress("training", done, total))
-            losses = finetune_on_tracklets(embedder, crops, labels, cfg, work / "state.pt", progress, on_step)
+            losses = finetune_on_tracklets(tunable, crops, labels, cfg, work / "state.pt", progress, on_step)
+            if hasattr(embedder, "refresh"):
+                embedder.refresh()  # the onnxruntime backend embeds with the tuned weights from now on
             # a new file per adaptation: the index keeps pointing at the weights its embeddings came from
             weights = work / f"embedder-{hashlib.sha1(plan.encode()).hexdigest()[:10]}.pt"
-            save_embedder(embedder, weights)
+            save_embedder(tunable, weights)
             new_spec = with_weights(spec, f"{WORK}/{weights.name}")  # relative: read inside the index
             fresh = _reembed(index, searcher, rows, work, progress, on_progress)
             conn.execute("BEGIN IMMEDIATE")

@@ -40,8 +40,9 @@ def outputs(frames: Iterable[Frame], searcher, staged: bool | None = None) -> It
     """(frame, searcher output, or None if unreadable, or the ValueError the searcher raised on it).
     ``staged``: decoding, detection and embedding overlapped on threads, embeddings batched across
     frames (``staged.staged_outputs``). Default: only when the embedder runs on an accelerator (CPU
-    detection then overlaps GPU embedding); on CPU cores, stages compete for the same cores and the
-    frame-by-frame order was faster (benchmarks/ingest.py: 103 vs 145 ms per frame on 2 cores)."""
+    detection then overlaps GPU embedding); on CPU cores the stages share the same cores and never
+    measured faster (benchmarks/ingest.py on 2 cores: 103 vs 145 ms per frame with a PyTorch
+    embedder, 84 vs 84 with the onnxruntime one)."""
     if staged is None:
         staged = can_stage(searcher) and on_accelerator(searcher)
     if staged:

@@ -10,8 +10,9 @@ Three stages, each on its own thread, joined by short queues (frame order is kep
 
 So the detector of frame t+1 runs while the embedder works on frame t, and the embedder sees
 larger batches: the shape for a GPU embedder fed by CPU decoding and detection. On a few CPU cores
-the stages fight for the same cores and frame by frame is faster (measured: 145 vs 103 ms per vtest
-frame on 2 cores), so ``ingest.outputs`` stages only when the embedder is on an accelerator. Any
+the stages share the same cores and never measured faster (145 vs 103 ms per vtest frame on 2 cores
+with a PyTorch embedder, 84 vs 84 with the onnxruntime one), so ``ingest.outputs`` stages only when
+the embedder is on an accelerator. Any
 searcher with ``detect``, ``crops`` and ``embed`` (a ``TwoStepSearcher``) can be staged.
 """
 

@@ -83,19 +83,21 @@ class ZeroShotEmbedder(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
-    def _pooled(self, x: Tensor) -> list[list[Tensor]]:
-        groups = []
+    def tap_maps(self, x: Tensor) -> list[Tensor]:
+        """The feature maps of the tapped blocks for crops ``x`` (what the ONNX backend computes)."""
+        maps = []
         for i, block in enumerate(self.features):
             x = block(x)
             if i in self.taps:
-                groups.append(stripe_pool(x.float(), self.parts))
-        return groups
+                maps.append(x)
+        return maps
 
-    def forward(self, x: Tensor) -> Tensor:
-        groups = self._pooled(x)
-        if self.flip:
-            mirrored = self._pooled(x.flip(-1))
-            groups = [[(a + b) / 2 for a, b in zip(g, m)] for g, m in zip(groups, mirrored)]
+    def combine(self, maps: list[Tensor], mirrored: list[Tensor] | None, x: Tensor) -> Tensor:
+        """The embedding from the tapped maps of the crops ``x`` (and of their mirror images, with ``flip``)."""
+        groups = [stripe_pool(m.float(), self.parts) for m in maps]
+        if mirrored is not None:
+            flipped = [stripe_pool(m.float(), self.parts) for m in mirrored]
+            groups = [[(a + b) / 2 for a, b in zip(g, f)] for g, f in zip(groups, flipped)]
         pieces = []
         for weight, group in zip(self.weights, groups):
             scale = weight / len(group) ** 0.5
@@ -104,6 +106,9 @@ class ZeroShotEmbedder(nn.Module):
             hist = colour_histograms(x.float() * self.std + self.mean, self.parts, self.colour_bins)  # mirror-invariant
             pieces.append(hist * self.weights[-1] / (self.parts + 1) ** 0.5)
         return F.normalize(torch.cat(pieces, 1), dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.combine(self.tap_maps(x), self.tap_maps(x.flip(-1)) if self.flip else None, x)
 
 
 __all__ = ["ZeroShotEmbedder", "colour_histograms", "stripe_pool"]

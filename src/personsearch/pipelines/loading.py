@@ -71,7 +71,8 @@ def pretrained_options(spec: str) -> dict:
     Options: ``detector=nanodet|ssdlite``, ``tile``; the embedding (``ZeroShot``): ``plain`` (global
     average of the last block, no flip: the first releases' embedding), ``parts=N``, ``flip=0|1``,
     ``taps=13/17`` (block indices), ``colour=BINS``, ``w=1/0.5`` (weight per tap, then colour);
-    ``weights=PATH``: the embedder's tuned weights (``personsearch adapt`` writes them; PATH without ``+``).
+    ``weights=PATH``: the embedder's tuned weights (``personsearch adapt`` writes them; PATH without ``+``);
+    ``torch``: run the embedder in PyTorch instead of onnxruntime (same embeddings, slower on CPU).
     ValueError naming unknown or malformed options.
     """
     from dataclasses import replace
@@ -83,9 +84,9 @@ def pretrained_options(spec: str) -> dict:
     fields = {"parts": ("parts", int), "flip": ("flip", lambda v: bool(int(v))),
               "taps": ("taps", lambda v: tuple(int(t) for t in v.split("/"))),
               "colour": ("colour_bins", int), "w": ("weights", lambda v: tuple(float(t) for t in v.split("/")))}
-    unknown = sorted(set(options) - {"tile", "plain", "detector", "weights", *fields})
+    unknown = sorted(set(options) - {"tile", "plain", "detector", "weights", "torch", *fields})
     if unknown:
-        raise ValueError(f"model {spec!r}: unknown options {unknown} (known: detector, tile, plain, "
+        raise ValueError(f"model {spec!r}: unknown options {unknown} (known: detector, tile, plain, weights, torch, "
                          f"{', '.join(fields)})")
     try:
         changes = {fields[k][0]: fields[k][1](v) for k, v in options.items() if k in fields}
@@ -93,7 +94,7 @@ def pretrained_options(spec: str) -> dict:
         raise ValueError(f"model {spec!r}: malformed option value ({err})") from None
     zero_shot = replace(ZeroShot.plain() if "plain" in options else ZeroShot(), **changes)
     return {"zero_shot": zero_shot, "tile": "tile" in options, "detector": options.get("detector", DEFAULT_DETECTOR),
-            "weights": options.get("weights")}
+            "weights": options.get("weights"), "backend": "torch" if "torch" in options else "onnx"}
 
 
 def save_embedder(embedder: torch.nn.Module, path: str | Path) -> None:
@@ -108,9 +109,12 @@ def save_embedder(embedder: torch.nn.Module, path: str | Path) -> None:
 
 
 def pretrained_searcher(score_threshold: float = 0.5, tile: bool = False, zero_shot: ZeroShot = ZeroShot(),
-                        detector: str = DEFAULT_DETECTOR, weights: str | Path | None = None) -> TwoStepSearcher:
+                        detector: str = DEFAULT_DETECTOR, weights: str | Path | None = None,
+                        backend: str = "onnx") -> TwoStepSearcher:
     """Zero-training two-step search: a shipped person detector (``shipped_detector``) + ImageNet
-    MobileNetV2 features made person-aware by ``zero_shot`` (parts, flip, mid-level tap; ``ZeroShot``)."""
+    MobileNetV2 features made person-aware by ``zero_shot`` (parts, flip, mid-level tap; ``ZeroShot``).
+    ``backend``: ``onnx`` runs the embedder's convolutions on onnxruntime (``inference.zero_shot_onnx``;
+    the tunable PyTorch embedder is its ``torch_embedder``), ``torch`` in PyTorch."""
     from ..models.backbones import build_backbone
     from ..models.zero_shot import ZeroShotEmbedder
 
@@ -126,8 +130,15 @@ def pretrained_searcher(score_threshold: float = 0.5, tile: bool = False, zero_s
             embedder.load_state_dict(state)
         except RuntimeError as err:
             raise ValueError(f"embedder weights {weights} do not fit this embedding ({err})") from None
-    return TwoStepSearcher(shipped_detector(detector, score_threshold, tile), channels_last(embedder),
-                           crop_size=(256, 128))
+    if backend not in ("onnx", "torch"):
+        raise ValueError(f"backend must be onnx or torch, got {backend!r}")
+    if backend == "onnx":
+        from ..inference.zero_shot_onnx import OnnxZeroShot
+
+        embedder = OnnxZeroShot(embedder, crop_size=(256, 128))
+    else:
+        embedder = channels_last(embedder)
+    return TwoStepSearcher(shipped_detector(detector, score_threshold, tile), embedder, crop_size=(256, 128))
 
 
 def channels_last(module: torch.nn.Module) -> torch.nn.Module:

@@ -34,7 +34,8 @@ class TwoStepSearcher:
             self.dim = int(self.embedder(torch.zeros(1, 3, *crop_size)).shape[1])
 
     def _autocast(self):
-        device = next(iter(self.embedder.parameters())).device.type
+        parameter = next(iter(self.embedder.parameters()), None)
+        device = parameter.device.type if parameter is not None else "cpu"
         enabled = self.dtype is not None and self.dtype != torch.float32
         return torch.autocast(device, dtype=self.dtype or torch.bfloat16, enabled=enabled)
 
