@@ -125,3 +125,19 @@ def test_a_wrong_method_is_told_every_method_of_the_path(client):
     answer = client.request("PUT", "/api/adapt")
     assert answer.status_code == 405 and answer.headers["allow"] == "DELETE, GET, POST"
     assert "PUT" in answer.json()["detail"]
+
+
+def test_the_api_s_defaults_are_the_cli_s():
+    import argparse
+
+    from personsearch.cli import adapt as cli_adapt
+    from personsearch.pipelines import FinetuneConfig
+    from personsearch.serve.adaptation import AdaptSettings
+
+    parser = argparse.ArgumentParser()
+    cli_adapt.add_arguments(parser)
+    args = parser.parse_args(["--index", "x"])
+    api = AdaptSettings()
+    assert (api.steps, api.lr, api.max_crops, api.merge, api.seed) == (args.steps, args.lr, args.max_crops,
+                                                                       args.merge, args.seed)
+    assert (api.steps, api.lr) == (FinetuneConfig().steps, FinetuneConfig().lr)

@@ -31,7 +31,8 @@ class Stopped(Exception):
 
 @dataclass(frozen=True)
 class AdaptSettings:
-    """What a client may choose for one adaptation (the ``personsearch adapt`` options)."""
+    """What a client may choose for one adaptation: the ``personsearch adapt`` options and defaults
+    (``pipelines.FinetuneConfig`` holds the training's own, the same for steps and lr)."""
 
     steps: int = 60
     lr: float = 1e-4

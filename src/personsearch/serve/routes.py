@@ -19,6 +19,7 @@ MAX_TOP_K = 200
 MAX_FILES = 64  # images in one POST /api/images
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 MAX_ADAPT_STEPS, MAX_ADAPT_CROPS = 5000, 50_000
+DEFAULT = AdaptSettings()  # the defaults of `personsearch adapt`
 
 router = APIRouter(prefix="/api", responses=errors(*ALWAYS))
 
@@ -178,14 +179,14 @@ def adapt_status(request: Request) -> dict:
              summary="Adapt the index to its own footage (no labels), in the background")
 def adapt_start(request: Request,
                 steps: Annotated[int, Form(ge=1, le=MAX_ADAPT_STEPS, description="training steps of 8 tracklets "
-                                                                                  "x 4 crops")] = 60,
-                lr: Annotated[float, Form(gt=0, le=1, description="Adam learning rate")] = 1e-4,
+                                                                                  "x 4 crops")] = DEFAULT.steps,
+                lr: Annotated[float, Form(gt=0, le=1, description="Adam learning rate")] = DEFAULT.lr,
                 max_crops: Annotated[int, Form(ge=2, le=MAX_ADAPT_CROPS,
-                                               description="train on at most this many crops, sampled")] = 2000,
+                                               description="train on at most this many crops, sampled")] = DEFAULT.max_crops,
                 merge: Annotated[float, Form(ge=0, lt=2, description="train on pseudo-identities: tracklets whose "
                                              "mean embeddings are within this cosine distance are one person; "
-                                             "0: tracklets")] = 0.0,
-                seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0) -> dict:
+                                             "0: tracklets")] = DEFAULT.merge,
+                seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = DEFAULT.seed) -> dict:
     """Start ``personsearch adapt`` on the index: people followed over consecutive video frames tune
     the pretrained embedder, then every indexed person is embedded again and swapped in at once.
     Queries are answered meanwhile (with the old model until the swap); adding images waits for the
