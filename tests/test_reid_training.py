@@ -62,6 +62,13 @@ def test_cli_train_eval_extract_round_trip(tiny_synth, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["images"] > 0
     data = np.load(feats)
     assert data["features"].shape[0] == len(data["paths"]) > 0
+    from personsearch.pipelines import load_searcher  # the run as a two-step search's embedder
+
+    fast, exact = load_searcher(run), load_searcher(run, onnx=False)
+    assert type(fast.embedder).__name__ == "OnnxCropEmbedder" != type(exact.embedder).__name__
+    image = np.random.default_rng(0).integers(0, 255, (240, 160, 3), dtype=np.uint8)
+    boxes = [[10, 10, 60, 130], [70, 40, 150, 230]]
+    np.testing.assert_allclose(fast.extract_query(image, boxes), exact.extract_query(image, boxes), atol=1e-4)
 
 
 def test_eval_refuses_weights_of_another_model(tiny_synth, tmp_path, capsys):

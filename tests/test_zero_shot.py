@@ -108,3 +108,26 @@ def test_the_onnxruntime_backend_gives_the_pytorch_embeddings(spec):
             p.mul_(1.5)
     fast.embedder.refresh()
     np.testing.assert_allclose(fast.extract_query(image, boxes), exact.extract_query(image, boxes), atol=1e-4)
+
+
+def test_a_trained_run_s_crop_embedder_runs_on_onnxruntime_with_the_same_embeddings():
+    from personsearch.inference.onnx_embedders import OnnxCropEmbedder
+    from personsearch.models import build_reid_model
+    from personsearch.pipelines.loading import _onnx_or_torch, channels_last
+
+    torch.manual_seed(0)
+    model = build_reid_model("mobilenetv2", 10, weights=None).eval()
+    crops = torch.randn(5, 3, 256, 128)
+    with torch.no_grad():
+        expected = model(crops)
+    expected = expected[0] if isinstance(expected, (tuple, list)) else expected
+    fast = OnnxCropEmbedder(model, (256, 128))
+    torch.testing.assert_close(fast(crops), expected.flatten(1), atol=1e-4, rtol=1e-4)
+
+    class NotExportable(nn.Module):
+        def forward(self, x):
+            return torch.from_numpy(x.numpy().mean((2, 3)))  # leaves the graph: the exporter cannot follow
+
+    with pytest.warns(UserWarning, match="runs in PyTorch: its ONNX export failed"):
+        kept = _onnx_or_torch(NotExportable(), (32, 16), channels_last)
+    assert isinstance(kept, NotExportable)

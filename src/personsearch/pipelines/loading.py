@@ -113,7 +113,7 @@ def pretrained_searcher(score_threshold: float = 0.5, tile: bool = False, zero_s
                         backend: str = "onnx") -> TwoStepSearcher:
     """Zero-training two-step search: a shipped person detector (``shipped_detector``) + ImageNet
     MobileNetV2 features made person-aware by ``zero_shot`` (parts, flip, mid-level tap; ``ZeroShot``).
-    ``backend``: ``onnx`` runs the embedder's convolutions on onnxruntime (``inference.zero_shot_onnx``;
+    ``backend``: ``onnx`` runs the embedder's convolutions on onnxruntime (``inference.onnx_embedders``;
     the tunable PyTorch embedder is its ``torch_embedder``), ``torch`` in PyTorch."""
     from ..models.backbones import build_backbone
     from ..models.zero_shot import ZeroShotEmbedder
@@ -133,7 +133,7 @@ def pretrained_searcher(score_threshold: float = 0.5, tile: bool = False, zero_s
     if backend not in ("onnx", "torch"):
         raise ValueError(f"backend must be onnx or torch, got {backend!r}")
     if backend == "onnx":
-        from ..inference.zero_shot_onnx import OnnxZeroShot
+        from ..inference.onnx_embedders import OnnxZeroShot
 
         embedder = OnnxZeroShot(embedder, crop_size=(256, 128))
     else:
@@ -149,7 +149,7 @@ def channels_last(module: torch.nn.Module) -> torch.nn.Module:
 
 def load_searcher(model: str | Path = PRETRAINED, *, score_threshold: float = 0.5, tile: bool = False,
                   dtype: torch.dtype | None = None, nhwc: bool = True, zero_shot: ZeroShot | None = None,
-                  detector: str = DEFAULT_DETECTOR) -> Searcher:
+                  detector: str = DEFAULT_DETECTOR, onnx: bool = True) -> Searcher:
     """A searcher from ``"pretrained"`` (or ``pretrained@OPTIONS``, see ``pretrained_options``) or a
     training run (folder or checkpoint file).
 
@@ -158,6 +158,8 @@ def load_searcher(model: str | Path = PRETRAINED, *, score_threshold: float = 0.
     SSDLite detector. ``score_threshold`` drops weaker detections; ``tile`` makes the SSDLite
     detector look for small, far people (slower). ``dtype`` (e.g. ``torch.bfloat16``) runs the
     trained networks under autocast; ``nhwc`` puts them in channels-last memory (the default).
+    ``onnx`` (default): a ReID run's crop embedder on CPU without ``dtype`` runs on onnxruntime
+    (``inference.onnx_embedders``: the same fp32 embeddings, faster; PyTorch if it cannot be exported).
     ``zero_shot`` sets the pretrained pipeline's embedding (default ``ZeroShot()``).
     """
     if is_pretrained(model):
@@ -176,4 +178,23 @@ def load_searcher(model: str | Path = PRETRAINED, *, score_threshold: float = 0.
                          "recipe with it as detector_run and search with that run")
     find = shipped_detector(detector, score_threshold, tile) if forms.detector is None else \
         ModelDetector(prepare(forms.detector), score_threshold)
-    return TwoStepSearcher(find, prepare(forms.crop_embedder), crop_size=forms.input_size, dtype=dtype)
+    embedder = forms.crop_embedder
+    on_cpu = all(p.device.type == "cpu" for p in embedder.parameters())
+    if onnx and dtype is None and on_cpu:
+        embedder = _onnx_or_torch(embedder, forms.input_size, prepare)
+    else:
+        embedder = prepare(embedder)
+    return TwoStepSearcher(find, embedder, crop_size=forms.input_size, dtype=dtype)
+
+
+def _onnx_or_torch(embedder: torch.nn.Module, crop_size: tuple[int, int], prepare) -> torch.nn.Module:
+    """``embedder`` on onnxruntime, or (with a warning saying why) in PyTorch if it cannot be exported."""
+    import warnings
+
+    from ..inference.onnx_embedders import OnnxCropEmbedder
+
+    try:
+        return OnnxCropEmbedder(embedder, crop_size)
+    except Exception as err:  # noqa: BLE001 - any exporter or onnxruntime failure: PyTorch still works
+        warnings.warn(f"the crop embedder runs in PyTorch: its ONNX export failed ({type(err).__name__}: {err})")
+        return prepare(embedder)
