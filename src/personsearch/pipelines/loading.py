@@ -135,7 +135,7 @@ def pretrained_searcher(score_threshold: float = 0.5, tile: bool = False, zero_s
     if backend == "onnx":
         from ..inference.onnx_embedders import OnnxZeroShot
 
-        embedder = OnnxZeroShot(embedder, crop_size=(256, 128))
+        embedder = OnnxZeroShot(channels_last(embedder), crop_size=(256, 128))  # NHWC: for tuning (adapt)
     else:
         embedder = channels_last(embedder)
     return TwoStepSearcher(shipped_detector(detector, score_threshold, tile), embedder, crop_size=(256, 128))
