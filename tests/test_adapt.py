@@ -116,7 +116,7 @@ def _margin(searcher, frames, people) -> float:
 
 
 @pytest.mark.slow
-def test_adapting_on_a_few_vtest_frames_raises_the_same_person_margin(tmp_path, capsys):
+def test_adapting_on_a_few_vtest_frames_raises_the_same_person_margin(tmp_path, capsys, monkeypatch):
     require_vtest()
     from personsearch.cli import main
     from personsearch.index import PersonIndex
@@ -135,7 +135,8 @@ def test_adapting_on_a_few_vtest_frames_raises_the_same_person_margin(tmp_path, 
     from personsearch.serve import create_app
 
     client = TestClient(create_app(tmp_path / "idx"), base_url="http://localhost")  # serving while adapting
-    assert main(["-q", "adapt", "--index", str(tmp_path / "idx"), "--steps", "10", "--json"]) == 0
+    monkeypatch.chdir(tmp_path)  # a relative --index, as users type it
+    assert main(["-q", "adapt", "--index", "idx", "--steps", "10", "--json"]) == 0
     import json
 
     report = json.loads(capsys.readouterr().out.splitlines()[-1])
