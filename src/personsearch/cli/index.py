@@ -22,7 +22,8 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop", type=int, default=None, metavar="F", help="video: stop before this frame")
     parser.add_argument("--camera", default=None, metavar="NAME", help="camera name recorded with these people")
     parser.add_argument("--commit-every", type=int, default=32, metavar="K",
-                        help="commit progress every K images/frames (a killed run loses at most K)")
+                        help="commit progress every K images/frames (a killed run loses at most K); with "
+                             "several inputs or workers, each unit is committed whole instead")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="index with N worker processes (default 1); inputs are cut into units of frames "
                              "or files, committed in a fixed order: the same ids whatever N")
