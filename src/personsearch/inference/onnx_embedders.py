@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .onnx_export import EmbeddingOnly
+
 _EXPORTS: dict[str, bytes] = {}  # weights digest -> ONNX model bytes (one export per weights per process)
 _EXPORTS_LOCK = threading.Lock()
 
@@ -35,19 +37,6 @@ class _Taps(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         return tuple(self.embedder.tap_maps(x))
-
-
-class _Flat(nn.Module):
-    """A crop embedder's output as one (N, D) tensor (the first of a tuple, a 1x1 map flattened)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.model(x)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        return out.flatten(1)
 
 
 def _digest(module: nn.Module, extra: str) -> str:
@@ -99,10 +88,10 @@ class OnnxCropEmbedder(nn.Module):
     def __init__(self, model: nn.Module, crop_size: tuple[int, int], threads: int | None = None) -> None:
         super().__init__()
         self.torch_model = model.eval()
-        self.session = cpu_session(onnx_bytes(_Flat(model), 1, *crop_size), threads)
+        self.session = cpu_session(onnx_bytes(EmbeddingOnly(model), 1, *crop_size), threads)
         check = torch.randn(2, 3, *crop_size, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
-            expected = _Flat(model)(check).float()
+            expected = EmbeddingOnly(model)(check).float()
         got = self(check)
         if got.shape != expected.shape or not torch.allclose(got, expected, atol=1e-3, rtol=1e-3):
             raise ValueError("the exported graph does not compute what the model does (a forward that leaves "

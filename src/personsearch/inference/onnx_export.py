@@ -34,7 +34,7 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "embeddings"
 
 
-class _EmbeddingOnly(nn.Module):
+class EmbeddingOnly(nn.Module):
     """Export wrapper: the first tensor of the model's output, with a 1x1 spatial map flattened."""
 
     def __init__(self, model: nn.Module) -> None:
@@ -122,7 +122,7 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Deep copy: exporting must not move the caller's model or switch its mode.
-    wrapped = _EmbeddingOnly(copy.deepcopy(model).float().cpu()).eval()
+    wrapped = EmbeddingOnly(copy.deepcopy(model).float().cpu()).eval()
     dummy = torch.randn(2 if dynamic_batch else 1, 3, int(height), int(width))
     tmp = _tmp_beside(path)
     exporter = "torchscript"
