@@ -24,7 +24,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash tools/system_deps.sh test
-	$(BIN)/python -m pytest -q --durations=15
+	# two workers (pytest-xdist), a test file per worker at a time: most tests use one thread, and a
+	# file's module fixtures (a trained run shared by its tests) are built once
+	$(BIN)/python -m pytest -q --durations=15 -n 2 --dist loadfile
 
 clean-venv:
 	rm -rf $(VENV)

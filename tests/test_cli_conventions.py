@@ -99,9 +99,11 @@ def test_extract_works_on_a_person_search_run(tiny_synth, tmp_path, capsys):
     smoke_recipe("nae", tiny_synth, tmp_path / "run", device="cpu")
     out = tmp_path / "feats.npz"
     capsys.readouterr()
-    assert main(["extract", str(tmp_path / "run"), "--images", str(tiny_synth / "market1501" / "query"),
-                 "--out", str(out), "--json", "--device", "cpu"]) == 0
+    with pytest.warns(UserWarning, match="runs in PyTorch"):  # its RoI query path exports with a fixed batch
+        assert main(["extract", str(tmp_path / "run"), "--images", str(tiny_synth / "market1501" / "query"),
+                     "--out", str(out), "--json", "--device", "cpu"]) == 0
     summary = json.loads(capsys.readouterr().out)
+    assert summary["backend"] == "torch"
     feats = np.load(out)["features"]
     assert summary["dim"] == 256 and feats.shape == (summary["images"], 256)
     assert np.allclose(np.linalg.norm(feats, axis=1), 1, atol=1e-4)  # the query path's unit embeddings

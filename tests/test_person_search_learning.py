@@ -6,6 +6,7 @@ queries) must beat the untrained model by a wide margin in detection AP and sear
 identity features must beat ImageNet features of the very boxes it detected (an identity-blind
 model, which detects well but embeds no identity, fails that); then the run is evaluated by the CLI
 (table + JSON), used through ``search(query_image, query_box, gallery)`` and indexed and queried.
+DKD trained on the same scenes for the same iterations, from a crop ReID teacher, must beat it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from personsearch.methods.runs import build_recipe, load_recipe_config, save_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("two_torch_threads")]
 CONFIG = "seqnet"
+TEACHER_EPOCHS = 15  # the DKD test's crop ReID teacher (two_step with ISA)
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +40,14 @@ def scenes(tmp_path_factory, tiny_config) -> Path:
     return out / "cuhk_sysu"
 
 
+def _common(scenes: Path) -> list[str]:
+    return [f"data.root={scenes}", "data.workers=0", "data.min_size=240", "data.max_size=320", "engine.progress=false"]
+
+
 @pytest.fixture(scope="module")
 def trained(scenes, tmp_path_factory):
-    cfg = load_recipe_config(CONFIG, [f"data.root={scenes}", "data.workers=0", "engine.epochs=3",
-                                      "data.min_size=240", "data.max_size=320", "engine.progress=false",
-                                      "eval.gallery_sizes=[10]", "eval.imagenet_baseline=true", "eval.cbgm=false"])
+    cfg = load_recipe_config(CONFIG, [*_common(scenes), "engine.epochs=3", "eval.gallery_sizes=[10]",
+                                      "eval.imagenet_baseline=true", "eval.cbgm=false"])
     run = tmp_path_factory.mktemp("nae_run") / "run"
     run.mkdir()
     save_run_config(run, cfg)
@@ -140,6 +145,33 @@ def test_search_api_ranks_like_the_protocol_with_the_trained_run(trained):
         found += any(h.image in truth and _iou(h.box, truth[h.image]) >= 0.5 for h in hits)
     rate = found / len(queries)
     assert rate > 0.1 and rate == pytest.approx(after["top5@10"], abs=0.1), (rate, after["top5@10"])
+
+
+@pytest.fixture(scope="module")
+def distilled(scenes, tmp_path_factory) -> dict:
+    """DKD (``dkd``: the seqnet student + a frozen crop ReID teacher) at the student's iterations."""
+    from personsearch.methods.runs import train_or_reuse
+
+    work = tmp_path_factory.mktemp("dkd")
+    common = _common(scenes)
+    # the teacher's detector only serves its own evaluation, never DKD: one step is enough
+    train_or_reuse("detector", [*common, "engine.epochs=1", "engine.max_iters_per_epoch=1"], work / "detector")
+    train_or_reuse("two_step", [*common, f"detector_run={work / 'detector'}", "data.isa.enlarge=1.2",
+                                f"engine.epochs={TEACHER_EPOCHS}", "eval.gallery_sizes=[10]"], work / "teacher")
+    metrics = train_or_reuse("dkd", [*common, "engine.epochs=3", "eval.gallery_sizes=[10]", "eval.cbgm=false",
+                                     f"teacher={work / 'teacher'}"], work / "dkd")
+    print("\nDKD learning test metrics:", json.dumps(metrics))
+    return metrics
+
+
+def test_distilling_a_crop_reid_teacher_beats_the_student_alone_at_equal_iterations(trained, distilled):
+    """The paper's claim on ``tiny``: the same student, same seed and iterations, learns more with the
+    teacher's probability and relation knowledge and jittered boxes (full DKD) than alone."""
+    student = trained[3]
+    # measured (2 threads): mAP 74.2 vs 59.9 for the student alone, top-1 82.5 vs 60.0, det AP 88.4 vs 70.3
+    assert distilled["mAP@10"] > student["mAP@10"] + 0.05, (distilled, student)
+    assert distilled["top1@10"] > student["top1@10"], (distilled, student)
+    assert distilled["det_AP"] > 0.4, distilled
 
 
 def _iou(a, b) -> float:

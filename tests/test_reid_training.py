@@ -59,9 +59,16 @@ def test_cli_train_eval_extract_round_trip(tiny_synth, tmp_path, capsys):
     feats = tmp_path / "feats.npz"
     assert main(["extract", str(run), "--images", str(tiny_synth / "market1501" / "query"), "--out", str(feats),
                  "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["images"] > 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] > 0 and summary["backend"] == "onnx"  # the CPU default: onnxruntime
     data = np.load(feats)
     assert data["features"].shape[0] == len(data["paths"]) > 0
+    torch_feats = tmp_path / "feats_torch.npz"  # the same features as PyTorch gives
+    assert main(["extract", str(run), "--images", str(tiny_synth / "market1501" / "query"), "--out",
+                 str(torch_feats), "--backend", "torch", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["backend"] == "torch"
+    np.testing.assert_allclose(np.load(torch_feats)["features"], data["features"], atol=1e-4)
+    assert list(np.load(torch_feats)["paths"]) == list(data["paths"])
     from personsearch.pipelines import load_searcher  # the run as a two-step search's embedder
 
     fast, exact = load_searcher(run), load_searcher(run, onnx=False)

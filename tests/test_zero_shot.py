@@ -113,7 +113,8 @@ def test_the_onnxruntime_backend_gives_the_pytorch_embeddings(spec):
 def test_a_trained_run_s_crop_embedder_runs_on_onnxruntime_with_the_same_embeddings():
     from personsearch.inference.onnx_embedders import OnnxCropEmbedder
     from personsearch.models import build_reid_model
-    from personsearch.pipelines.loading import _onnx_or_torch, channels_last
+    from personsearch.inference.onnx_embedders import onnx_or_torch
+    from personsearch.pipelines.loading import channels_last
 
     torch.manual_seed(0)
     model = build_reid_model("mobilenetv2", 10, weights=None).eval()
@@ -129,5 +130,5 @@ def test_a_trained_run_s_crop_embedder_runs_on_onnxruntime_with_the_same_embeddi
             return torch.from_numpy(x.numpy().mean((2, 3)))  # leaves the graph: the exporter cannot follow
 
     with pytest.warns(UserWarning, match="runs in PyTorch: its ONNX export failed"):
-        kept = _onnx_or_torch(NotExportable(), (32, 16), channels_last)
+        kept = onnx_or_torch(NotExportable(), (32, 16), channels_last)
     assert isinstance(kept, NotExportable)

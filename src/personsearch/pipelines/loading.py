@@ -181,20 +181,9 @@ def load_searcher(model: str | Path = PRETRAINED, *, score_threshold: float = 0.
     embedder = forms.crop_embedder
     on_cpu = all(p.device.type == "cpu" for p in embedder.parameters())
     if onnx and dtype is None and on_cpu:
-        embedder = _onnx_or_torch(embedder, forms.input_size, prepare)
+        from ..inference.onnx_embedders import onnx_or_torch
+
+        embedder = onnx_or_torch(embedder, forms.input_size, prepare)
     else:
         embedder = prepare(embedder)
     return TwoStepSearcher(find, embedder, crop_size=forms.input_size, dtype=dtype)
-
-
-def _onnx_or_torch(embedder: torch.nn.Module, crop_size: tuple[int, int], prepare) -> torch.nn.Module:
-    """``embedder`` on onnxruntime, or (with a warning saying why) in PyTorch if it cannot be exported."""
-    import warnings
-
-    from ..inference.onnx_embedders import OnnxCropEmbedder
-
-    try:
-        return OnnxCropEmbedder(embedder, crop_size)
-    except Exception as err:  # noqa: BLE001 - any exporter or onnxruntime failure: PyTorch still works
-        warnings.warn(f"the crop embedder runs in PyTorch: its ONNX export failed ({type(err).__name__}: {err})")
-        return prepare(embedder)
