@@ -78,6 +78,28 @@ def test_quiet_and_verbose_set_the_log_level():
         logger.setLevel(level)
 
 
+def test_cli_messages_follow_stderr_when_it_is_swapped_and_closed(monkeypatch):
+    """A caller that captured stderr during one command and closed that stream does not break the
+    messages of the next: they go to whatever stderr is now."""
+    import io
+    import logging
+
+    logger = logging.getLogger("personsearch")
+    level = logger.level
+    try:
+        first = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", first)
+        main(["recipes", "--json"])
+        first.close()
+        second = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", second)
+        logger.info("after the swap")
+        text = second.getvalue()
+        assert text.rstrip().endswith("personsearch: after the swap") and "Logging error" not in text, text
+    finally:
+        logger.setLevel(level)
+
+
 def test_training_with_stderr_in_a_file_logs_progress_lines(tiny_synth, tmp_path):
     log = tmp_path / "train.log"
     env = {**os.environ, "PERSONSEARCH_PROGRESS_INTERVAL": "0", "OMP_NUM_THREADS": "1"}
