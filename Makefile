@@ -24,9 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash tools/system_deps.sh test
-	# two workers (pytest-xdist), a test file per worker at a time: most tests use one thread, and a
-	# file's module fixtures (a trained run shared by its tests) are built once
-	$(BIN)/python -m pytest -q --durations=15 -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q --durations=15
 
 clean-venv:
 	rm -rf $(VENV)
