@@ -129,6 +129,10 @@ def test_extract_works_on_a_person_search_run(tiny_synth, tmp_path, capsys):
     feats = np.load(out)["features"]
     assert summary["dim"] == 256 and feats.shape == (summary["images"], 256)
     assert np.allclose(np.linalg.norm(feats, axis=1), 1, atol=1e-4)  # the query path's unit embeddings
+    assert main(["extract", str(tmp_path / "run"), "--images", str(tiny_synth / "market1501" / "query"),
+                 "--out", str(tmp_path / "bf16.npz"), "--backend", "onnx", "--precision", "bf16"]) == 2
+    assert "--backend onnx runs fp32 on CPU only" in capsys.readouterr().err
+    assert not (tmp_path / "bf16.npz").exists()
 
 
 @pytest.mark.slow
