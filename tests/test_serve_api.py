@@ -181,6 +181,8 @@ def test_hit_image_has_the_box_drawn_and_thumbnail_is_the_crop(client):
 
 @pytest.mark.parametrize("path, status", [("/api/hits/999/image", 404), ("/api/hits/999/thumbnail", 404),
                                           ("/api/hits/abc/image", 422), ("/api/hits/-1/image", 422),
+                                          ("/api/hits/%2B0.0/thumbnail", 422), ("/api/hits/1e0/image", 422),
+                                          ("/api/hits/2.0/people", 422), ("/api/hits/+1/similar", 422),
                                           ("/api/hits/..%2F..%2Fetc%2Fpasswd/image", 404),
                                           ("/api/hits/0/../../../etc/passwd", 404)])
 def test_hits_are_served_by_integer_id_only(client, path, status):
@@ -229,11 +231,12 @@ def test_an_unknown_person_id_is_a_404_naming_it(client, path):
 def test_form_values_are_what_the_document_says(client):
     """Booleans are true or false, numbers are not left empty, the box follows its pattern."""
     for data in ({"rerank": "1"}, {"rerank": "yes"}, {"top_k": ""}, {"rerank": ""}, {"top_k": "2.5"},
-                 {"box": "1 2 30 40"}, {"box": "1e1,2,30,40"}):
+                 {"top_k": "3.0"}, {"top_k": "+3"}, {"top_k": " 3"}, {"box": "1 2 30 40"}, {"box": "1e1,2,30,40"}):
         response = client.post("/api/query", files={"image": _png()}, data=data)
         assert response.status_code == 422, (data, response.text)
         assert response.json()["detail"].startswith(f"{next(iter(data))}:"), response.json()
     assert client.get("/api/hits/1/image", params={"box": "0"}).status_code == 422
+    assert client.get("/api/hits/1/similar", params={"top_k": "2.0"}).status_code == 422
     for path in ("/api/query", "/api/detect", "/api/images"):  # the form bodies are closed
         field = "images" if path == "/api/images" else "image"
         response = client.post(path, files={field: _png()}, data={"topk": "3"})

@@ -8,6 +8,7 @@ a client generated from the document, or a schema-driven tester, is never surpri
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Callable
 
 from pydantic import BeforeValidator
@@ -58,6 +59,19 @@ def _wire_bool(value: Any) -> Any:
 
 
 WireBool = Annotated[bool, BeforeValidator(_wire_bool)]
+
+_DECIMAL = re.compile(r"-?[0-9]+")
+
+
+def _wire_int(value: Any) -> Any:
+    """Path, query and form integers are spelled as plain decimal digits (JSON's integer syntax);
+    pydantic would also take ``+0.0``, ``1e3`` or `` 7 ``, which the document does not promise."""
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise PydanticCustomError("int_parsing", "Input should be an integer written in decimal digits")
+    return value
+
+
+DECIMAL_INT = BeforeValidator(_wire_int)  # the last item of an ``Annotated[int, Query(...), ...]``
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from .contract import (ALWAYS, BOX_FIELD, BOX_HELP, IMAGE_HELP, IMAGE_PART, MAX_CAMERA_CHARS, UPLOAD, WireBool,
-                       errors, image_encoding)
+from .contract import (ALWAYS, BOX_FIELD, BOX_HELP, DECIMAL_INT, IMAGE_HELP, IMAGE_PART, MAX_CAMERA_CHARS, UPLOAD,
+                       WireBool, errors, image_encoding)
 from .adaptation import AdaptSettings
 from .schemas import AddOut, AdaptOut, DetectOut, FrameOut, QueryOut, StatsOut
 from .service import SearchService
@@ -54,7 +54,7 @@ def checked_form(*not_blank: str):
 
 
 ImageFile = Annotated[UploadFile, File(description=IMAGE_HELP, json_schema_extra=IMAGE_PART)]
-PersonId = Annotated[int, Path(ge=0, le=MAX_ID, description="person id from a hit")]
+PersonId = Annotated[int, Path(ge=0, le=MAX_ID, description="person id from a hit"), DECIMAL_INT]
 TopK = Query(ge=1, le=MAX_TOP_K, description="number of hits")
 Rerank = Query(description="re-rank the hits (slower, often better)")
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "JPEG image"}}
@@ -65,7 +65,7 @@ JPEG = {200: {"content": {"image/jpeg": {}}, "description": "JPEG image"}}
              summary="Search the index for the person in a query image")
 def query(request: Request, image: ImageFile,
           box: Annotated[str, Form(description=BOX_HELP, json_schema_extra=BOX_FIELD)] = "",
-          top_k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="number of hits")] = 10,
+          top_k: Annotated[int, Form(ge=1, le=MAX_TOP_K, description="number of hits"), DECIMAL_INT] = 10,
           rerank: Annotated[WireBool, Form(description="re-rank the hits (slower, often better)")] = False) -> dict:
     """Rank the indexed people by similarity to the person in ``box`` of ``image``.
 
@@ -150,7 +150,7 @@ def add_images(request: Request,
 
 @router.get("/hits/{person_id}/similar", tags=["hits"], response_model=QueryOut, responses=errors(404, 422),
             summary="Search the index for an indexed person (follow them across cameras)")
-def similar(request: Request, person_id: PersonId, top_k: Annotated[int, TopK] = 10,
+def similar(request: Request, person_id: PersonId, top_k: Annotated[int, TopK, DECIMAL_INT] = 10,
             rerank: Annotated[WireBool, Rerank] = False) -> dict:
     """Rank the indexed people by similarity to person ``person_id``, using the embedding stored
     when it was indexed (no image is decoded or embedded). The person itself comes first."""
@@ -179,14 +179,14 @@ def adapt_status(request: Request) -> dict:
              summary="Adapt the index to its own footage (no labels), in the background")
 def adapt_start(request: Request,
                 steps: Annotated[int, Form(ge=1, le=MAX_ADAPT_STEPS, description="training steps of 8 tracklets "
-                                                                                  "x 4 crops")] = DEFAULT.steps,
+                                                                             "x 4 crops"), DECIMAL_INT] = DEFAULT.steps,
                 lr: Annotated[float, Form(gt=0, le=1, description="Adam learning rate")] = DEFAULT.lr,
-                max_crops: Annotated[int, Form(ge=2, le=MAX_ADAPT_CROPS,
-                                               description="train on at most this many crops, sampled")] = DEFAULT.max_crops,
+                max_crops: Annotated[int, Form(ge=2, le=MAX_ADAPT_CROPS, description="train on at most this many crops, "
+                                                                                  "sampled"), DECIMAL_INT] = DEFAULT.max_crops,
                 merge: Annotated[float, Form(ge=0, lt=2, description="train on pseudo-identities: tracklets whose "
                                              "mean embeddings are within this cosine distance are one person; "
                                              "0: tracklets")] = DEFAULT.merge,
-                seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = DEFAULT.seed) -> dict:
+                seed: Annotated[int, Form(ge=0, le=2**31 - 1), DECIMAL_INT] = DEFAULT.seed) -> dict:
     """Start ``personsearch adapt`` on the index: people followed over consecutive video frames tune
     the pretrained embedder, then every indexed person is embedded again and swapped in at once.
     Queries are answered meanwhile (with the old model until the swap); adding images waits for the
