@@ -42,19 +42,19 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.devices import resolve_device
     from ..utils.files import atomic_write_bytes
 
+    backend = _backend(args.backend, args.precision, resolve_device(args.device))  # before any loading
     _, recipe, model = load_run(args.run, args.overrides, need_data=False)
     forms = recipe.inference(model)
     paths = list_images(args.images)
     if not paths:
         raise ValueError(f"{args.images}: no images found")
     ext = ExtractConfig(batch_size=args.batch_size, precision=args.precision, progress=True, device=args.device)
-    backend = _backend(args.backend, args.precision, resolve_device(args.device))
     embedder = forms.crop_embedder
     if backend == "onnx":
-        from ..inference.onnx_embedders import onnx_or_torch
+        from ..inference.onnx_embedders import OnnxCropEmbedder, onnx_or_torch
 
         embedder = onnx_or_torch(embedder.cpu(), forms.input_size)
-        backend = "onnx" if type(embedder).__name__ == "OnnxCropEmbedder" else "torch"
+        backend = "onnx" if isinstance(embedder, OnnxCropEmbedder) else "torch"
     feats = extract_from_paths(embedder, paths, build_test_transform(*forms.input_size), ext)
     buffer = io.BytesIO()
     np.savez(buffer, features=feats, paths=np.asarray([str(p) for p in paths]))
