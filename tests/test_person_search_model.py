@@ -10,7 +10,7 @@ from personsearch.losses import OIMLoss
 from personsearch.models.search import LOSS_KEYS, PersonSearchModel, build_person_search_model
 from personsearch.models.search.heads import NormAwareEmbedding
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 H, W = 224, 160
 # identity -> (top colour, bottom colour) of its rectangle "person"

@@ -17,7 +17,7 @@ from personsearch.methods import METHODS, recipe_class, recipe_file, shipped_rec
 from personsearch.methods.smoke import main as smoke_main
 from personsearch.methods.smoke import smoke_recipe
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def test_every_method_is_a_recipe_with_a_config_and_a_shipped_recipe():
