@@ -181,8 +181,9 @@ def adapt_start(request: Request,
                 steps: Annotated[int, Form(ge=1, le=MAX_ADAPT_STEPS, description="training steps of 8 tracklets "
                                                                              "x 4 crops"), DECIMAL_INT] = DEFAULT.steps,
                 lr: Annotated[float, Form(gt=0, le=1, description="Adam learning rate")] = DEFAULT.lr,
-                max_crops: Annotated[int, Form(ge=2, le=MAX_ADAPT_CROPS, description="train on at most this many crops, "
-                                                                                  "sampled"), DECIMAL_INT] = DEFAULT.max_crops,
+                max_crops: Annotated[int, Form(ge=2, le=MAX_ADAPT_CROPS,
+                                               description="train on at most this many crops, sampled"),
+                                     DECIMAL_INT] = DEFAULT.max_crops,
                 merge: Annotated[float, Form(ge=0, lt=2, description="train on pseudo-identities: tracklets whose "
                                              "mean embeddings are within this cosine distance are one person; "
                                              "0: tracklets")] = DEFAULT.merge,
