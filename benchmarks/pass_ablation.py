@@ -7,7 +7,8 @@ CPU recipes with the same seed and epochs; only the initialisation differs. Runs
 ``metrics_final.json`` are reused, so an interrupted ablation resumes.
 
     .venv/bin/python benchmarks/pass_ablation.py --data outputs/demo/synth-standard-0 --out runs/pass_ablation
-    # parts ablation (PASS with 1 part): --rows pass1_reid --pretrain-parts 1
+    # parts ablation (PASS with 1 part): --rows pass1_reid
+    # camera-cast jitter in the views: --pretrain-set data.views.cast_jitter=0.2 --out runs/pass_ablation_cast
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated INIT_TUNE, INIT in random, dino, "
                         "pass, pass1 and TUNE in reid, usl")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    parser.add_argument("--pretrain-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override for the pre-training runs only, e.g. data.views.cast_jitter=0.2")
     args = parser.parse_args(argv)
     market = [f"data.root={args.data / 'market1501'}", "engine.progress=false", *args.set]
     rows: dict[str, dict] = {}
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             pre = args.out / init
             rows[init] = train_run(recipe, [f"data.root={args.data / 'unlabeled'}",
                                             f"data.eval_root={args.data / 'market1501'}", "engine.progress=false",
-                                            *extra, *args.set], pre)
+                                            *extra, *args.set, *args.pretrain_set], pre)
             weights = [f"model.weights={pre}"]
         rows[name] = train_run(f"pass_{tune}", [*market, f"model.num_parts={PARTS[init]}", *weights], args.out / name)
     print(json.dumps({"data": str(args.data), "rows": rows}))

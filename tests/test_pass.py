@@ -67,6 +67,24 @@ def test_multicrop_views_follow_the_layout(tiny_synth):
         MultiCropConfig(height=100, width=32)
 
 
+def test_cast_jitter_gives_each_view_its_own_channel_gains():
+    from personsearch.data.multicrop import ChannelGain
+
+    torch.manual_seed(0)
+    grey = torch.full((3, 8, 4), 0.5)
+    a, b = ChannelGain(0.3)(grey.clone()), ChannelGain(0.3)(grey.clone())
+    gains_a, gains_b = a[:, 0, 0] / 0.5, b[:, 0, 0] / 0.5
+    assert torch.all((gains_a >= 0.7) & (gains_a <= 1.3)) and not torch.allclose(gains_a, gains_b)
+    assert torch.allclose(a, a[:, :1, :1].expand_as(a))  # one gain per channel, the whole view
+    assert ChannelGain(0.9)(torch.ones(3, 2, 2)).max() <= 1.0  # clamped to the image range
+    plain = MultiCropConfig(height=64, width=32, color_jitter=(0, 0, 0, 0), grayscale=0, solarize=0)
+    assert not any(isinstance(t, ChannelGain) for t in MultiCrop(plain, 3).local_tf.transforms)
+    cast = MultiCrop(MultiCropConfig(**{**plain.__dict__, "cast_jitter": 0.2}), 3)
+    assert any(isinstance(t, ChannelGain) for t in cast.local_tf.transforms)
+    with pytest.raises(ValueError, match="cast_jitter"):
+        MultiCropConfig(cast_jitter=1.5)
+
+
 def test_pass_pairs_match_pass_s_44_terms():
     layout = ViewLayout(2, (0, 0, 0, 1, 1, 1, 2, 2, 2), 3)
     pairs = pass_pairs(layout)

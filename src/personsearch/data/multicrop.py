@@ -41,6 +41,10 @@ class MultiCropConfig:
     color_jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1)
     grayscale: float = 0.2
     solarize: float = 0.2  # on the second global view
+    # Camera-cast jitter (ours, not DINO's): every view's R, G, B multiplied by independent gains in
+    # [1 - s, 1 + s], so two views of a crop no longer share its camera's colour cast (a shortcut
+    # that says nothing about identity); hue differences between garments stay far larger.
+    cast_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         if self.height < 32 or self.width < 32 or self.height % 32 or self.width % 32:
@@ -49,10 +53,10 @@ class MultiCropConfig:
         if self.global_views < 2:
             raise ValueError(f"self-distillation needs >= 2 global views, got {self.global_views}")
         if len(self.color_jitter) != 4 or min(self.color_jitter) < 0 or not 0 <= self.grayscale <= 1 \
-                or not 0 <= self.solarize <= 1:
+                or not 0 <= self.solarize <= 1 or not 0 <= self.cast_jitter < 1:
             raise ValueError(f"color_jitter must be 4 strengths >= 0 (brightness, contrast, saturation, hue), "
-                             f"grayscale and solarize probabilities, got {self.color_jitter}, {self.grayscale}, "
-                             f"{self.solarize}")
+                             f"grayscale and solarize probabilities, cast_jitter in [0, 1), got {self.color_jitter}, "
+                             f"{self.grayscale}, {self.solarize}, {self.cast_jitter}")
         for name in ("global_scale", "local_scale"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi <= 1:
@@ -67,6 +71,18 @@ def part_areas(num_parts: int, height: int) -> list[tuple[int, int]]:
     return [(round(k * (height - half) / (num_parts - 1)), half) for k in range(num_parts)]
 
 
+class ChannelGain(torch.nn.Module):
+    """Multiply each channel of a [0, 1] float image by its own random gain in [1 - s, 1 + s]; clamp."""
+
+    def __init__(self, strength: float) -> None:
+        super().__init__()
+        self.strength = float(strength)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        gains = 1.0 + self.strength * (2.0 * torch.rand(image.shape[-3], 1, 1) - 1.0)
+        return (image * gains).clamp_(0.0, 1.0)
+
+
 def _photometric(cfg: MultiCropConfig, blur: float, solarize: float) -> list:
     steps: list = [v2.RandomHorizontalFlip(0.5)]
     if max(cfg.color_jitter) > 0:
@@ -77,7 +93,10 @@ def _photometric(cfg: MultiCropConfig, blur: float, solarize: float) -> list:
         steps.append(v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=blur))
     if solarize > 0:
         steps.append(v2.RandomSolarize(128, p=solarize))
-    return steps + [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    if cfg.cast_jitter > 0:
+        steps.append(ChannelGain(cfg.cast_jitter))
+    return steps + [v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
 
 
 class MultiCrop:
