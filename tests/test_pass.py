@@ -85,6 +85,33 @@ def test_cast_jitter_gives_each_view_its_own_channel_gains():
         MultiCropConfig(cast_jitter=1.5)
 
 
+def test_background_mix_keeps_the_centre_and_takes_the_sides_from_another_crop(tmp_path):
+    from PIL import Image
+
+    from personsearch.data.multicrop import MultiCropDataset, mix_background
+
+    red, blue = Image.new("RGB", (32, 64), (255, 0, 0)), Image.new("RGB", (16, 32), (0, 0, 255))
+    mixed = mix_background(red, blue, 0.5)
+    assert mixed.size == (32, 64)
+    assert [mixed.getpixel((x, 10)) for x in (0, 7, 8, 23, 24, 31)] == [(0, 0, 255)] * 2 + [(255, 0, 0)] * 2 + [
+        (0, 0, 255)] * 2
+    paths = []
+    for i, colour in enumerate([(255, 0, 0), (0, 255, 0)]):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (32, 64), colour).save(paths[-1])
+    plain = dict(height=64, width=32, color_jitter=(0, 0, 0, 0), grayscale=0.0, solarize=0.0, global_scale=(1.0, 1.0))
+    mixing = MultiCropDataset(paths, MultiCrop(MultiCropConfig(**plain, background_mix=1.0), 3))
+    views = mixing[0]["views"]
+    for view in views[:2]:  # both globals: the other crop's green sides, its own red centre
+        assert view[1, 32, 2] > view[0, 32, 2] and view[0, 32, 16] > view[1, 32, 16]
+    for view in views[2:]:  # locals keep their own background
+        assert view[0].mean() > view[1].mean()
+    untouched = MultiCropDataset(paths, MultiCrop(MultiCropConfig(**plain), 3))[0]["views"][0]
+    assert untouched[0, 32, 2] > untouched[1, 32, 2]
+    with pytest.raises(ValueError, match="background_mix"):
+        MultiCropConfig(background_mix=2.0)
+
+
 def test_pass_pairs_match_pass_s_44_terms():
     layout = ViewLayout(2, (0, 0, 0, 1, 1, 1, 2, 2, 2), 3)
     pairs = pass_pairs(layout)

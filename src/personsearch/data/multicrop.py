@@ -45,6 +45,12 @@ class MultiCropConfig:
     # [1 - s, 1 + s], so two views of a crop no longer share its camera's colour cast (a shortcut
     # that says nothing about identity); hue differences between garments stay far larger.
     cast_jitter: float = 0.0
+    # Background mix (ours): with this probability a global view keeps only the central
+    # ``center_width`` of its crop's width and takes the sides from another random crop, a different
+    # one per global view (local views keep their own sides), so no two views that the loss pairs
+    # share a background: a person crop is centred, its sides are mostly the camera's scenery.
+    background_mix: float = 0.0
+    center_width: float = 0.5
 
     def __post_init__(self) -> None:
         if self.height < 32 or self.width < 32 or self.height % 32 or self.width % 32:
@@ -57,6 +63,9 @@ class MultiCropConfig:
             raise ValueError(f"color_jitter must be 4 strengths >= 0 (brightness, contrast, saturation, hue), "
                              f"grayscale and solarize probabilities, cast_jitter in [0, 1), got {self.color_jitter}, "
                              f"{self.grayscale}, {self.solarize}, {self.cast_jitter}")
+        if not 0 <= self.background_mix <= 1 or not 0 < self.center_width <= 1:
+            raise ValueError(f"background_mix must be a probability and 0 < center_width <= 1, got "
+                             f"{self.background_mix}, {self.center_width}")
         for name in ("global_scale", "local_scale"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi <= 1:
@@ -99,9 +108,20 @@ def _photometric(cfg: MultiCropConfig, blur: float, solarize: float) -> list:
     return steps + [v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
 
 
+def mix_background(image: Image.Image, donor: Image.Image, center_width: float) -> Image.Image:
+    """``donor`` resized to ``image``'s size, with ``image``'s central ``center_width`` of the width on top."""
+    width, height = image.size
+    keep = max(1, round(width * center_width))
+    left = (width - keep) // 2
+    mixed = donor.resize((width, height), Image.BILINEAR)
+    mixed.paste(image.crop((left, 0, left + keep, height)), (left, 0))
+    return mixed
+
+
 class MultiCrop:
-    """``views(image)`` -> list of tensors: ``cfg.global_views`` global views, then the local views,
-    the i-th cut from part area ``local_areas[i]`` (None: the whole crop)."""
+    """``views(image, donors)`` -> list of tensors: ``cfg.global_views`` global views, then the local
+    views, the i-th cut from part area ``local_areas[i]`` (None: the whole crop). ``donors``: one other
+    crop per global view, whose sides that view may take (``cfg.background_mix``)."""
 
     def __init__(self, cfg: MultiCropConfig, num_parts: int) -> None:
         self.cfg, self.num_parts = cfg, int(num_parts)
@@ -118,9 +138,12 @@ class MultiCrop:
         self.local_tf = v2.Compose([v2.RandomResizedCrop(local, scale=scale, antialias=True), *_photometric(cfg, 0.5, 0.0)])
         self.local_areas = areas
 
-    def __call__(self, image: Image.Image) -> list[torch.Tensor]:
+    def __call__(self, image: Image.Image, donors: Sequence[Image.Image] = ()) -> list[torch.Tensor]:
         image = image.resize((self.cfg.width, self.cfg.height), Image.BILINEAR)
-        views = [tf(image) for tf in self.global_tf]
+        views = []
+        for i, tf in enumerate(self.global_tf):
+            mix = i < len(donors) and float(torch.rand(())) < self.cfg.background_mix
+            views.append(tf(mix_background(image, donors[i], self.cfg.center_width) if mix else image))
         areas = part_areas(self.num_parts, self.cfg.height)
         for area in self.local_areas:
             region = image if area is None else image.crop((0, areas[area][0], self.cfg.width,
@@ -130,7 +153,8 @@ class MultiCrop:
 
 
 class MultiCropDataset(Dataset):
-    """Unlabeled crops -> ``{"views": [tensor, ...], "index"}`` (images read on access)."""
+    """Unlabeled crops -> ``{"views": [tensor, ...], "index"}`` (images read on access; with
+    background mix on, one random other crop per global view is read as its donor)."""
 
     def __init__(self, paths: Sequence[str | Path], transform: MultiCrop) -> None:
         self.paths, self.transform = [Path(p) for p in paths], transform
@@ -139,4 +163,8 @@ class MultiCropDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict:
-        return {"views": self.transform(read_image(self.paths[index])), "index": index}
+        donors = []
+        if self.transform.cfg.background_mix > 0 and len(self.paths) > 1:
+            picks = torch.randint(len(self.paths) - 1, (self.transform.cfg.global_views,)).tolist()
+            donors = [read_image(self.paths[j + (j >= index)]) for j in picks]  # never the crop itself
+        return {"views": self.transform(read_image(self.paths[index]), donors), "index": index}
