@@ -47,6 +47,35 @@ def test_each_part_token_has_its_own_position_vector(vit):
     assert not torch.allclose(base, other, atol=1e-4)  # and differs from PART_2
 
 
+def test_mobilenetv2_stem_gives_the_patch_grid_and_imagenet_features():
+    from personsearch.models.backbones import build_backbone
+
+    torch.manual_seed(0)
+    hybrid = PartTokenViT("vit_tiny", (64, 32), num_parts=3, depth=1, stem="mobilenetv2").eval()
+    x = torch.randn(2, 3, 64, 32)
+    assert hybrid.vit.patch_embed(x).shape == (2, 4, 2, 192)  # the 16x16-patch grid of a 64x32 view
+    assert hybrid(x).shape == (2, 4, 192) and hybrid(torch.randn(2, 3, 32, 16), [2]).shape == (2, 2, 192)
+    imagenet = build_backbone("mobilenetv2", weights="imagenet").features[:14].eval()
+    with torch.no_grad():  # the stem's body is ImageNet MobileNetV2 up to stride 16
+        assert torch.equal(hybrid.vit.patch_embed.body(x), imagenet(x))
+    scratch = PartTokenViT("vit_tiny", (64, 32), num_parts=3, depth=1, stem="mobilenetv2", stem_pretrained=False)
+    first = "vit.patch_embed.body.0.0.weight"
+    assert not torch.equal(scratch.state_dict()[first], hybrid.state_dict()[first])
+    with pytest.raises(ValueError, match="unknown ViT stem 'resnet'"):
+        PartTokenViT("vit_tiny", (64, 32), stem="resnet")
+
+
+def test_pass_recipes_build_the_stem_they_are_told(tiny_synth, tmp_path):
+    pre = load_recipe_config("pass", [*smoke_overrides("pass", tiny_synth, tmp_path, "cpu", "none"),
+                                      "model.stem=mobilenetv2", "model.stem_weights=null"])
+    backbone = build_recipe(pre, tmp_path).build_model().student.backbone
+    assert type(backbone.vit.patch_embed).__name__ == "MobileNetV2Stem"
+    wrong = load_recipe_config("pass_reid", [*smoke_overrides("pass_reid", tiny_synth, tmp_path, "cpu", "none"),
+                                             "model.stem=mobilenetv2", "model.stem_weights=coco"])
+    with pytest.raises(ValueError, match="model.stem_weights"):
+        build_recipe(wrong, tmp_path).build_model()
+
+
 def test_part_areas_are_pass_s_overlapping_halves():
     assert part_areas(3, 128) == [(0, 64), (32, 64), (64, 64)]  # tops 0, H/4, H/2; half height
     assert part_areas(1, 128) == [(0, 128)] and part_areas(0, 128) == []

@@ -15,6 +15,8 @@ class PartVitModelConfig:
     depth: int | None = None
     num_parts: int = 3  # must match the pre-trained run's
     drop_path: float = 0.1
+    stem: str = "patch"  # patch: 16x16 patches | mobilenetv2: hybrid ViT on MobileNetV2 (stride 16)
+    stem_weights: str | None = "imagenet"  # the mobilenetv2 stem's init: imagenet | null (random)
     weights: str | None = None
 
     def __post_init__(self) -> None:

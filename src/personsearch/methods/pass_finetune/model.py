@@ -68,6 +68,6 @@ def load_pretrained_backbone(backbone: PartTokenViT, weights: str | Path) -> Non
                          f"{backbone.num_parts}: set model.num_parts={theirs.shape[1]}")
     missing, unexpected = backbone.load_state_dict(found, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{weights}: backbone weights do not fit model.arch/depth (missing {missing[:3]}, "
+        raise ValueError(f"{weights}: backbone weights do not fit model.arch/depth/stem (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]})")
     LOG.info("backbone initialised from %s (%d tensors)", weights, len(found))

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ...losses import TripletLoss
-from ...models.part_vit import PartTokenViT
+from ...models.part_vit import build_part_vit
 from ..reid_common.recipe import ReidRecipe
 from .config import PassReidConfig
 from .model import PartVitReid, load_pretrained_backbone
@@ -27,7 +27,7 @@ class PassReidRecipe(ReidRecipe):
 
     def build_model(self) -> torch.nn.Module:
         m = self.cfg.model
-        backbone = PartTokenViT(m.arch, self.input_size, m.num_parts, drop_path_rate=m.drop_path, depth=m.depth)
+        backbone = build_part_vit(m, self.input_size, m.drop_path)
         if m.weights:
             load_pretrained_backbone(backbone, m.weights)
         return PartVitReid(backbone, self.num_classes)

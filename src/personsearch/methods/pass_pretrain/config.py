@@ -37,6 +37,8 @@ class PassModelConfig:
     depth: int | None = None  # fewer blocks than the timm size (CPU recipes); null = as published
     num_parts: int = 3  # [PART] tokens and part areas; 0 = DINO (one [CLS] token)
     drop_path: float = 0.1  # student only; the teacher runs in eval mode
+    stem: str = "patch"  # patch: 16x16 patches | mobilenetv2: hybrid ViT on MobileNetV2 (stride 16)
+    stem_weights: str | None = "imagenet"  # the mobilenetv2 stem's init: imagenet | null (random)
     out_dim: int = 65536  # prototypes per head
     hidden_dim: int = 2048
     bottleneck_dim: int = 256

@@ -23,7 +23,7 @@ from ...engine.distributed import unwrap_model
 from ...engine.recipe import InferenceModels, Recipe, StepInfo
 from ...engine.teachers import EmaTeacher
 from ...losses.dino import DinoHead, TokenCenters, ViewLayout, pass_pairs, self_distillation_loss
-from ...models.part_vit import PartTokenViT
+from ...models.part_vit import PartTokenViT, build_part_vit
 from ..reid_common.config import ReidDataConfig
 from ..reid_common.evaluate import evaluate_reid_model
 from ..reid_common.recipe import load_reid_dataset
@@ -109,8 +109,7 @@ class PassRecipe(Recipe):
         return int(self.cfg.data.views.height), int(self.cfg.data.views.width)
 
     def build_backbone(self, drop_path: float) -> PartTokenViT:
-        m = self.cfg.model
-        return PartTokenViT(m.arch, self.input_size, m.num_parts, drop_path_rate=drop_path, depth=m.depth)
+        return build_part_vit(self.cfg.model, self.input_size, drop_path)
 
     def build_model(self) -> nn.Module:
         m = self.cfg.model
