@@ -8,7 +8,9 @@ CPU recipes with the same seed and epochs; only the initialisation differs. Runs
 
     .venv/bin/python benchmarks/pass_ablation.py --data outputs/demo/synth-standard-0 --out runs/pass_ablation
     # parts ablation (PASS with 1 part): --rows pass1_reid
-    # shortcut-removing views: --pretrain-set data.views.cast_jitter=0.25 --pretrain-set data.views.background_mix=1.0
+    # the README's stem table: --rows random_reid,pass_reid,dino_reid --set engine.epochs=6 --pretrain-set engine.epochs=3
+    # from 16x16 patches, without the shortcut-removing views: --set model.stem=patch
+    #     --pretrain-set data.views.cast_jitter=0 --pretrain-set data.views.background_mix=0
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                         "pass, pass1 and TUNE in reid, usl")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     parser.add_argument("--pretrain-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override for the pre-training runs only, e.g. data.views.cast_jitter=0.25")
+                        help="override for the pre-training runs only, e.g. engine.epochs=3")
     args = parser.parse_args(argv)
     market = [f"data.root={args.data / 'market1501'}", "engine.progress=false", *args.set]
     rows: dict[str, dict] = {}

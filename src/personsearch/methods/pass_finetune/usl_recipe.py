@@ -69,5 +69,5 @@ class PassUslRecipe(PassReidRecipe):
     @classmethod
     def smoke_overrides(cls, synth_root: Path, work_dir: Path) -> list[str]:
         """The fine-tuning smoke settings; loose clusters so that the tiny set forms some."""
-        return [*PassReidRecipe.smoke_overrides(synth_root, work_dir), "data.p=2", "cluster.eps=0.9",
+        return [*PassReidRecipe.smoke_overrides(synth_root, work_dir), "data.p=2", "cluster.eps=0.75",
                 "cluster.min_samples=2", "cluster.k1=6", "cluster.k2=2", "cluster.iters_per_epoch=2"]
