@@ -117,11 +117,19 @@ class PartTokenViT(nn.Module):
         return self.dim * (2 if self.num_parts else 1)
 
 
+def check_stem_settings(stem: str, stem_weights: str | None) -> None:
+    """Config-time check of ``model.stem`` / ``model.stem_weights``; ValueError naming the field."""
+    if stem not in STEMS:
+        raise ValueError(f"model.stem must be one of {', '.join(STEMS)}, got {stem!r}")
+    if stem_weights not in ("imagenet", None):
+        raise ValueError(f"model.stem_weights must be 'imagenet' or null, got {stem_weights!r}")
+
+
 def build_part_vit(model_cfg: Any, img_size: tuple[int, int], drop_path: float) -> PartTokenViT:
     """A :class:`PartTokenViT` from a recipe's ``model`` settings (``arch``, ``depth``, ``num_parts``,
-    ``stem``, ``stem_weights``: ``imagenet`` or null = random init)."""
-    weights = model_cfg.stem_weights
-    if weights not in ("imagenet", None):
-        raise ValueError(f"model.stem_weights must be 'imagenet' or null, got {weights!r}")
+    ``stem``, ``stem_weights``: ``imagenet`` or null = random init). With ``model.weights`` set, the
+    stem's ImageNet file is not read: those weights replace it anyway."""
+    check_stem_settings(model_cfg.stem, model_cfg.stem_weights)
+    imagenet = model_cfg.stem_weights == "imagenet" and not getattr(model_cfg, "weights", None)
     return PartTokenViT(model_cfg.arch, img_size, model_cfg.num_parts, drop_path_rate=drop_path,
-                        depth=model_cfg.depth, stem=model_cfg.stem, stem_pretrained=weights == "imagenet")
+                        depth=model_cfg.depth, stem=model_cfg.stem, stem_pretrained=imagenet)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...models.part_vit import check_stem_settings
+
 from ..reid_common.config import ReidLossConfig, ReidRecipeConfig
 
 
@@ -22,6 +24,7 @@ class PartVitModelConfig:
     def __post_init__(self) -> None:
         if self.num_parts < 0 or not 0 <= self.drop_path < 1:
             raise ValueError("model.num_parts must be >= 0 and 0 <= model.drop_path < 1")
+        check_stem_settings(self.stem, self.stem_weights)
 
 
 @dataclass(frozen=True)

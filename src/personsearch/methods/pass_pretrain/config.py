@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ...data.multicrop import MultiCropConfig
 from ...engine.config import EngineConfig
+from ...models.part_vit import check_stem_settings
 from ..reid_common.config import ReidEvalConfig
 
 
@@ -46,6 +47,7 @@ class PassModelConfig:
     def __post_init__(self) -> None:
         if self.num_parts < 0 or self.out_dim < 2 or not 0 <= self.drop_path < 1:
             raise ValueError("model.num_parts must be >= 0, model.out_dim >= 2 and 0 <= model.drop_path < 1")
+        check_stem_settings(self.stem, self.stem_weights)
 
 
 @dataclass(frozen=True)
