@@ -49,14 +49,16 @@ def train(recipe: str, out: Path, overrides: list[str]) -> dict:
     return json.loads(done.read_text())
 
 
-def pretrain(synth: Path, out: Path, scale: str, epochs: int, seed: int) -> dict[str, Path]:
-    """The two pre-training runs (alignment on and off) on the synthetic sub-task outputs."""
+def pretrain(synth: Path, out: Path, scale: str, epochs: int, seed: int, inits: list[str]) -> dict[str, Path]:
+    """The pre-training runs (alignment on and off) that ``inits`` need, on the synthetic sub-task outputs."""
     data = [f"data.detection_roots=[{synth / 'detection/annotations/instances_person.json'}]",
             f"data.reid_roots=[{synth / 'market1501'}]", f"engine.epochs={epochs}", f"engine.seed={seed}"]
     common = [*SCALES[scale]["all"], *SCALES[scale]["pretrain"], *data]
     runs = {"hybrid": out / "pretrain_align", "hybrid_noalign": out / "pretrain_noalign"}
-    train("hybrid_pretrain", runs["hybrid"], common)
-    train("hybrid_pretrain", runs["hybrid_noalign"], [*common, "loss.align=0"])
+    if "hybrid" in inits:
+        train("hybrid_pretrain", runs["hybrid"], common)
+    if "hybrid_noalign" in inits:
+        train("hybrid_pretrain", runs["hybrid_noalign"], [*common, "loss.align=0"])
     return runs
 
 
@@ -91,30 +93,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-epochs", type=int, default=3)
     parser.add_argument("--finetune-epochs", type=int, default=3, help="epochs on the full training set")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inits", default=",".join(INITS), help="a subset of " + ",".join(INITS))
     parser.add_argument("--set", dest="extra", action="append", default=[], help="KEY=VALUE for every run")
     parser.add_argument("--pretrain-set", dest="pre_extra", action="append", default=[],
                         help="KEY=VALUE for the pre-training runs (e.g. data.crop_mode=paste)")
     args = parser.parse_args(argv)
     SCALES[args.scale]["all"] = [*SCALES[args.scale]["all"], *args.extra]
     SCALES[args.scale]["pretrain"] = [*SCALES[args.scale]["pretrain"], *args.pre_extra]
-    weights = pretrain(args.synth, args.out, args.scale, args.pretrain_epochs, args.seed)
+    inits = [i for i in INITS if i in args.inits.split(",")]
+    if not inits or set(args.inits.split(",")) - set(INITS):
+        parser.error(f"--inits: a comma-separated subset of {','.join(INITS)}, got {args.inits!r}")
+    weights = pretrain(args.synth, args.out, args.scale, args.pretrain_epochs, args.seed, inits)
     rows = []
     for dataset in args.datasets.split(","):
         for method in args.methods.split(","):
             for fraction in (float(f) for f in args.fractions.split(",")):
                 row = {"dataset": dataset, "method": method, "fraction": fraction}
-                for init in INITS:
+                for init in inits:
                     row[init] = finetune(args.synth, args.out, args.scale, dataset, method, fraction, init, weights,
                                          args.finetune_epochs, args.seed)
-                for init in INITS[1:]:
-                    row[f"{init}_rel_mAP"] = relative(row[init]["mAP"], row["imagenet"]["mAP"])
+                for init in inits:
+                    if init != "imagenet" and "imagenet" in row:
+                        row[f"{init}_rel_mAP"] = relative(row[init]["mAP"], row["imagenet"]["mAP"])
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print("\n| dataset | method | scenes | ImageNet mAP / top-1 | hybrid, no align | hybrid + align |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        cells = [f"{r[i]['mAP']} / {r[i]['top1']}" + (f" ({r[f'{i}_rel_mAP']:+}%)" if i != "imagenet"
-                                                        and r[f"{i}_rel_mAP"] is not None else "") for i in INITS]
+        cells = [("-" if i not in r else f"{r[i]['mAP']} / {r[i]['top1']}")
+                 + (f" ({r[f'{i}_rel_mAP']:+}%)" if r.get(f"{i}_rel_mAP") is not None else "") for i in INITS]
         print(f"| {r['dataset']} | {r['method']} | {r['fraction']:.0%} | " + " | ".join(cells) + " |")
     return 0
 

@@ -268,3 +268,28 @@ def test_ablation_runs_are_trained_once_then_reused(tiny_synth, tmp_path):
     stamp = (tmp_path / "dino" / "model_final.pt").stat().st_mtime_ns
     assert train_or_reuse("dino", overrides, tmp_path / "dino") == first
     assert (tmp_path / "dino" / "model_final.pt").stat().st_mtime_ns == stamp
+
+
+def test_gain_split_mixes_stem_and_transformer_from_the_right_sources():
+    """benchmarks/pass_gain_split.py: the `transformer` row keeps everything pre-trained but the
+    MobileNetV2 body; the `stem` row takes the whole stem (body with its statistics, projection)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "pass_gain_split.py"
+    spec = importlib.util.spec_from_file_location("pass_gain_split", script)
+    split = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(split)
+    torch.manual_seed(0)
+    pre, fresh = (PartTokenViT("vit_tiny", (64, 32), num_parts=3, depth=1, stem="mobilenetv2",
+                               stem_pretrained=False).state_dict() for _ in range(2))
+    rows = split.split_states(pre, fresh)
+    for name, row in rows.items():
+        assert set(row) == set(fresh), name
+    body, proj = "vit.patch_embed.body.0.1.running_var", "vit.patch_embed.proj.weight"
+    assert rows["transformer"][body] is fresh[body] and rows["transformer"][proj] is pre[proj]
+    assert rows["transformer"]["part_tokens"] is pre["part_tokens"]
+    assert rows["stem"][body] is pre[body] and rows["stem"][proj] is pre[proj]
+    assert rows["stem"]["part_pos"] is fresh["part_pos"]
+    with pytest.raises(ValueError, match="differ in keys"):
+        split.split_states({**pre, "extra": torch.zeros(1)}, fresh)
