@@ -22,9 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from personsearch.engine.checkpoint import atomic_torch_save, read_weights  # noqa: E402
+from personsearch.methods.pass_finetune.model import PRETRAINED_PREFIXES  # noqa: E402
 from personsearch.methods.runs import build_recipe, load_recipe_config, train_or_reuse  # noqa: E402
 
-TEACHER = "teacher.net.backbone."  # a pass/dino run's teacher backbone
+TEACHER = PRETRAINED_PREFIXES[0]  # a pass/dino run's teacher backbone, as fine-tuning reads it
 STEM = "vit.patch_embed."  # the stem: MobileNetV2 body + projection (or the 16x16 patch embedding)
 BODY = STEM + "body."  # the MobileNetV2 part alone
 
