@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from personsearch.distance import distance_matrix
 from personsearch.evaluation.jaccard import jaccard_distance
 from personsearch.evaluation.rerank import re_ranking
-from personsearch.methods.pass_finetune.clusters import (ClusterMemory, PseudoLabelBatchSampler, cluster_centroids,
-                                                         pseudo_labels)
+from personsearch.methods.pass_finetune.clusters import (ClusterMemory, PseudoLabelBatchSampler, camera_centred,
+                                                         cluster_centroids, majority_share, pseudo_labels)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -45,6 +45,28 @@ def test_dbscan_pseudo_labels_find_the_blobs_and_leave_a_stray_point_out():
     assert labels[-1] == -1  # the outlier
     found = labels[:-1]
     assert len(set(found.tolist())) == 3 and all(len(set(found[truth == c].tolist())) == 1 for c in range(3))
+
+
+def test_camera_centring_lets_one_cluster_span_the_cameras():
+    """Three people seen by two cameras whose offset outweighs identity: raw features split every
+    person into one cluster per camera (useless for cross-camera ranking); camera-centred features
+    give one cluster per person across both cameras."""
+    rng = np.random.default_rng(0)
+    people, cameras = np.repeat(np.arange(3), 16), np.tile(np.repeat([0, 1], 8), 3)
+    offsets = np.zeros((2, 8), dtype=np.float32)
+    offsets[:, 7] = [-6.0, 6.0]
+    feats = (np.eye(8, dtype=np.float32)[people] * 1.5 + offsets[cameras]
+             + 0.15 * rng.normal(size=(48, 8))).astype(np.float32)
+    raw = pseudo_labels(feats, eps=0.6, min_samples=4, k1=10, k2=3)
+    assert len(set(raw[raw >= 0].tolist())) == 6 and majority_share(raw, cameras) == 1.0
+    centred = pseudo_labels(camera_centred(feats, cameras), eps=0.6, min_samples=4, k1=10, k2=3)
+    assert len(set(centred[centred >= 0].tolist())) == 3 and (centred >= 0).all()
+    assert majority_share(centred, people) == 1.0 and majority_share(centred, cameras) == 0.5
+    unit = camera_centred(feats, cameras)
+    assert np.allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="47 camera ids for 48 features"):
+        camera_centred(feats, cameras[:-1])
+    assert np.isnan(majority_share(np.array([-1, -1]), np.array([0, 1])))
 
 
 def test_cluster_memory_starts_at_centroids_and_moves_towards_the_hardest_sample():
@@ -98,5 +120,6 @@ def test_usl_training_never_reads_the_training_identities(tiny_synth, tmp_path):
 
     plain, scrambled = run(tmp_path / "a", False), run(tmp_path / "b", True)
     assert plain.history[-1]["clusters"] >= 2
+    assert 0 < plain.history[-1]["camera_purity"] <= 1
     for key, value in plain.model.state_dict().items():
         assert torch.equal(value, scrambled.model.state_dict()[key]), key

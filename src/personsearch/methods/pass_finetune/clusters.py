@@ -25,6 +25,33 @@ def pseudo_labels(features: np.ndarray, eps: float = 0.6, min_samples: int = 4, 
     return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed", n_jobs=1).fit_predict(dist)
 
 
+def camera_centred(features: np.ndarray, cameras: np.ndarray) -> np.ndarray:
+    """Features with each camera's mean removed: normalise(f_i / |f_i| - mean of f_j / |f_j| over the
+    images j of camera(i)). A feature that mostly encodes the camera (its colour cast, its scenery)
+    then clusters by what the cameras share instead; camera labels are part of USL ReID's input."""
+    feats = np.asarray(features, dtype=np.float32)
+    cameras = np.asarray(cameras)
+    if len(cameras) != len(feats):
+        raise ValueError(f"{len(cameras)} camera ids for {len(feats)} features")
+    unit = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    centred = unit.copy()
+    for cam in np.unique(cameras):
+        members = cameras == cam
+        centred[members] -= unit[members].mean(axis=0)
+    return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+
+
+def majority_share(labels: np.ndarray, keys: np.ndarray) -> float:
+    """Share of the clustered samples (label >= 0) whose ``keys`` value is their cluster's most common
+    one: 1.0 = every cluster holds one key (e.g. one camera); NaN when nothing is clustered."""
+    labels, keys = np.asarray(labels), np.asarray(keys)
+    kept = labels >= 0
+    if not kept.any():
+        return float("nan")
+    agree = sum(np.unique(keys[labels == c], return_counts=True)[1].max() for c in np.unique(labels[kept]))
+    return float(agree / kept.sum())
+
+
 def cluster_centroids(features: Tensor, labels: Tensor) -> Tensor:
     """(C, D) L2-normalised mean feature of each cluster 0..C-1 (outliers, label -1, ignored)."""
     kept = labels >= 0

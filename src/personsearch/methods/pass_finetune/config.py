@@ -47,6 +47,7 @@ class ClusterConfig:
     temperature: float = 0.05  # cluster memory softmax
     momentum: float = 0.2  # memory update towards each cluster's hardest sample
     iters_per_epoch: int = 200  # PK batches per epoch over the pseudo-labels
+    camera_norm: bool = False  # cluster camera-centred features (clusters.camera_centred); not in PASS
 
     def __post_init__(self) -> None:
         if self.k1 < 1 or self.k2 < 1 or self.eps <= 0 or self.min_samples < 1 or self.iters_per_epoch < 1:

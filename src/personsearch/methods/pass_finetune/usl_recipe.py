@@ -1,7 +1,9 @@
 """PASS unsupervised fine-tuning (cluster-contrast): at every epoch start the training images (their
 identities never read) are embedded, clustered (DBSCAN over k-reciprocal Jaccard distances, outliers
 dropped) and a cluster memory is built from the cluster means; each step is a PK batch over the
-pseudo-identities, trained with CE(f . M^T / 0.05) and followed by the hardest-sample memory update."""
+pseudo-identities, trained with CE(f . M^T / 0.05) and followed by the hardest-sample memory update.
+Camera ids (USL ReID's usual input) give the logged ``camera_purity`` of the clusters and, with
+``cluster.camera_norm``, camera-centred features to cluster."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from ...data.transforms import build_test_transform, build_train_transform
 from ...engine.distributed import unwrap_model
 from ...inference.extract import ExtractConfig, extract_from_paths
 from ...utils.collectives import all_gather_tensor, broadcast_object, is_main_process
-from .clusters import ClusterMemory, PseudoLabelBatchSampler, cluster_centroids, pseudo_labels
+from .clusters import (ClusterMemory, PseudoLabelBatchSampler, camera_centred, cluster_centroids, majority_share,
+                       pseudo_labels)
 from .config import PassUslConfig
 from .recipe import PassReidRecipe
 
@@ -47,12 +50,15 @@ class PassUslRecipe(PassReidRecipe):
         feats = extract_from_paths(model, [s.path for s in self.dataset.train], build_test_transform(d.height, d.width),
                                    ExtractConfig(batch_size=d.test_batch, progress=False))
         model.train(was_training)
-        labels = pseudo_labels(feats, c.eps, c.min_samples, c.k1, c.k2) if is_main_process() else None
+        cameras = np.array([s.camid for s in self.dataset.train])
+        clustered = camera_centred(feats, cameras) if c.camera_norm else feats
+        labels = pseudo_labels(clustered, c.eps, c.min_samples, c.k1, c.k2) if is_main_process() else None
         labels = broadcast_object(labels)
         self.sampler.set_labels(labels)
         self.memory = ClusterMemory(cluster_centroids(torch.from_numpy(feats), torch.from_numpy(labels)),
                                     c.temperature, c.momentum) if labels.max() >= 1 else None
-        return {"clusters": float(labels.max() + 1), "outliers": float(np.mean(labels < 0))}
+        return {"clusters": float(labels.max() + 1), "outliers": float(np.mean(labels < 0)),
+                "camera_purity": majority_share(labels, cameras)}
 
     def on_epoch_start(self, model: torch.nn.Module, epoch: int) -> None:
         self.cluster_stats = self.cluster(model)
