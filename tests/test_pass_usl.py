@@ -109,7 +109,7 @@ def test_usl_training_never_reads_the_training_identities(tiny_synth, tmp_path):
 
     def run(out, scramble):
         cfg = load_recipe_config("pass_usl", [*smoke_overrides("pass_usl", tiny_synth, tmp_path, "cpu", "none"),
-                                              "eval.rerank=false"])
+                                              "eval.rerank=false", "cluster.camera_norm=true"])  # cameras: yes
         recipe = build_recipe(cfg, out)
         if scramble:  # other identity labels on the training images: nothing may change
             data = recipe.dataset

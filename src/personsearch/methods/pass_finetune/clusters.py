@@ -19,8 +19,7 @@ def pseudo_labels(features: np.ndarray, eps: float = 0.6, min_samples: int = 4, 
     """DBSCAN (precomputed Jaccard distances of the L2-normalised ``features``) labels, -1 = outlier."""
     from sklearn.cluster import DBSCAN
 
-    feats = np.asarray(features, dtype=np.float32)
-    feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    feats = _unit(np.asarray(features, dtype=np.float32))
     dist = jaccard_distance(feats, k1=min(k1, len(feats) - 1), k2=min(k2, len(feats)), metric="l2")
     return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed", n_jobs=1).fit_predict(dist)
 
@@ -33,12 +32,17 @@ def camera_centred(features: np.ndarray, cameras: np.ndarray) -> np.ndarray:
     cameras = np.asarray(cameras)
     if len(cameras) != len(feats):
         raise ValueError(f"{len(cameras)} camera ids for {len(feats)} features")
-    unit = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    unit = _unit(feats)
     centred = unit.copy()
     for cam in np.unique(cameras):
         members = cameras == cam
         centred[members] -= unit[members].mean(axis=0)
-    return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+    return _unit(centred)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero)."""
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
 def majority_share(labels: np.ndarray, keys: np.ndarray) -> float:

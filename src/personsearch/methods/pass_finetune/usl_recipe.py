@@ -51,8 +51,10 @@ class PassUslRecipe(PassReidRecipe):
                                    ExtractConfig(batch_size=d.test_batch, progress=False))
         model.train(was_training)
         cameras = np.array([s.camid for s in self.dataset.train])
-        clustered = camera_centred(feats, cameras) if c.camera_norm else feats
-        labels = pseudo_labels(clustered, c.eps, c.min_samples, c.k1, c.k2) if is_main_process() else None
+        labels = None
+        if is_main_process():  # the other ranks receive the labels
+            clustered = camera_centred(feats, cameras) if c.camera_norm else feats
+            labels = pseudo_labels(clustered, c.eps, c.min_samples, c.k1, c.k2)
         labels = broadcast_object(labels)
         self.sampler.set_labels(labels)
         self.memory = ClusterMemory(cluster_centroids(torch.from_numpy(feats), torch.from_numpy(labels)),
