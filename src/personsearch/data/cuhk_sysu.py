@@ -56,7 +56,8 @@ def _xywh(value: Any, path: Path, field: str, allow_empty: bool = False) -> np.n
         return None
     if nums.size != 4:
         raise DatasetError(path, f"expected 4 numbers [x, y, w, h], got {nums.size}", field)
-    corners = nums[:2] + nums[2:]
+    with np.errstate(over="ignore"):  # a corner past float64's range is inf, refused just below
+        corners = nums[:2] + nums[2:]
     if not (np.isfinite(nums).all() and np.abs(np.concatenate([nums, corners])).max() <= _FLOAT32_MAX):
         raise DatasetError(path, f"box {nums.tolist()} is not finite (as 32-bit floats)", field)
     x1, y1, x2, y2 = np.float32([*nums[:2], *corners])
