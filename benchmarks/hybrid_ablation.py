@@ -49,10 +49,14 @@ def train(recipe: str, out: Path, overrides: list[str]) -> dict:
     return json.loads(done.read_text())
 
 
-def pretrain(synth: Path, out: Path, scale: str, epochs: int, seed: int, inits: list[str]) -> dict[str, Path]:
-    """The pre-training runs (alignment on and off) that ``inits`` need, on the synthetic sub-task outputs."""
-    data = [f"data.detection_roots=[{synth / 'detection/annotations/instances_person.json'}]",
-            f"data.reid_roots=[{synth / 'market1501'}]", f"engine.epochs={epochs}", f"engine.seed={seed}"]
+def pretrain(synth: Path, out: Path, scale: str, epochs: int, seed: int, inits: list[str],
+             extra_synth: list[Path] | None = None) -> dict[str, Path]:
+    """The pre-training runs (alignment on and off) that ``inits`` need, on the synthetic sub-task outputs
+    of ``synth`` and of each ``extra_synth`` folder (one more dataset per sub-task each)."""
+    sources = [synth, *(extra_synth or [])]
+    detection = ",".join(str(s / "detection/annotations/instances_person.json") for s in sources)
+    data = [f"data.detection_roots=[{detection}]", f"data.reid_roots=[{','.join(str(s / 'market1501') for s in sources)}]",
+            f"engine.epochs={epochs}", f"engine.seed={seed}"]
     common = [*SCALES[scale]["all"], *SCALES[scale]["pretrain"], *data]
     runs = {"hybrid": out / "pretrain_align", "hybrid_noalign": out / "pretrain_noalign"}
     if "hybrid" in inits:
@@ -95,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--inits", default=",".join(INITS), help="a subset of " + ",".join(INITS))
     parser.add_argument("--set", dest="extra", action="append", default=[], help="KEY=VALUE for every run")
+    parser.add_argument("--extra-synth", type=Path, action="append", default=[],
+                        help="another `personsearch synth` folder whose detection/ and market1501/ join the "
+                             "pre-training as a second dataset per sub-task (the intra-task setting; e.g. with "
+                             "--pretrain-set align.scope=task)")
     parser.add_argument("--pretrain-set", dest="pre_extra", action="append", default=[],
                         help="KEY=VALUE for the pre-training runs (e.g. data.crop_mode=paste)")
     args = parser.parse_args(argv)
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     inits = [i for i in INITS if i in args.inits.split(",")]
     if not inits or set(args.inits.split(",")) - set(INITS):
         parser.error(f"--inits: a comma-separated subset of {','.join(INITS)}, got {args.inits!r}")
-    weights = pretrain(args.synth, args.out, args.scale, args.pretrain_epochs, args.seed, inits)
+    weights = pretrain(args.synth, args.out, args.scale, args.pretrain_epochs, args.seed, inits, args.extra_synth)
     rows = []
     for dataset in args.datasets.split(","):
         for method in args.methods.split(","):

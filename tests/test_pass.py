@@ -171,6 +171,20 @@ def test_self_distillation_loss_against_a_hand_computed_value():
     assert got.item() == pytest.approx(want, rel=1e-5)
 
 
+def test_target_shift_pairs_each_image_with_another_images_teacher():
+    gen = torch.Generator().manual_seed(0)
+    s = {(0, v): torch.randn(3, 5, generator=gen) for v in range(2)}
+    t = {(0, g): torch.randn(3, 5, generator=gen) for g in range(2)}
+    centers, pairs = torch.zeros(1, 5), [(0, 0, 1), (0, 1, 0)]
+    same = self_distillation_loss(s, t, centers, pairs)
+    shifted = self_distillation_loss(s, t, centers, pairs, target_shift=1)
+    rolled = {key: torch.roll(x, -1, dims=0) for key, x in t.items()}  # row i now holds image i + 1's teacher
+    assert shifted.item() == pytest.approx(self_distillation_loss(s, rolled, centers, pairs).item(), rel=1e-6)
+    assert shifted.item() != pytest.approx(same.item(), rel=1e-3)
+    with pytest.raises(ValueError, match="with itself"):
+        self_distillation_loss(s, t, centers, pairs, target_shift=3)
+
+
 def test_centers_are_an_ema_of_teacher_batch_means():
     centers = TokenCenters(tokens=2, out_dim=3, momentum=0.9)
     centers.update({1: torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])})

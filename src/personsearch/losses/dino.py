@@ -10,6 +10,9 @@
   student PART_k of the other global view and of the local views cut from area k.
 - ``self_distillation_loss``: the mean over those pairs of the cross-entropy between the centred,
   sharpened teacher softmax (temperature 0.04) and the student log-softmax (temperature 0.1).
+  ``target_shift`` (a control, not in DINO or PASS): image i's student views meet the teacher
+  outputs of image i + shift of the batch, so the pairs share no content and nothing of the
+  views' agreement can be learned, at the same steps, views and optimiser.
 """
 
 from __future__ import annotations
@@ -104,15 +107,21 @@ def pass_pairs(layout: ViewLayout) -> list[tuple[int, int, int]]:
 
 def self_distillation_loss(student: dict[tuple[int, int], Tensor], teacher: dict[tuple[int, int], Tensor],
                            centers: Tensor, pairs: list[tuple[int, int, int]], student_temp: float = 0.1,
-                           teacher_temp: float = 0.04) -> Tensor:
+                           teacher_temp: float = 0.04, target_shift: int = 0) -> Tensor:
     """Mean over ``pairs`` of ``-sum softmax((t - c_token) / teacher_temp) * log_softmax(s / student_temp)``.
 
-    ``student[(token, view)]`` / ``teacher[(token, global view)]``: (N, K) logits; ``centers`` (T, K).
+    ``student[(token, view)]`` / ``teacher[(token, global view)]``: (N, K) logits; ``centers`` (T, K);
+    ``target_shift`` != 0 pairs row i of the student with row i + shift (mod N) of the teacher.
     """
     if not pairs:
         raise ValueError("self-distillation needs at least one (teacher, student) pair of views")
     targets = {key: F.softmax((t.detach().float() - centers[key[0]]) / teacher_temp, dim=-1)
                for key, t in teacher.items()}
+    if target_shift:
+        rows = next(iter(targets.values())).shape[0]
+        if target_shift % rows == 0:
+            raise ValueError(f"target_shift {target_shift} pairs each image with itself in a batch of {rows}")
+        targets = {key: torch.roll(t, -target_shift, dims=0) for key, t in targets.items()}
     total = 0.0
     for token, g, v in pairs:
         log_p = F.log_softmax(student[(token, v)].float() / student_temp, dim=-1)

@@ -48,7 +48,8 @@ class PassUslRecipe(PassReidRecipe):
         was_training = model.training
         model.eval()
         feats = extract_from_paths(model, [s.path for s in self.dataset.train], build_test_transform(d.height, d.width),
-                                   ExtractConfig(batch_size=d.test_batch, progress=False))
+                                   ExtractConfig(batch_size=d.test_batch,
+                                                 progress=self.cfg.engine.progress and is_main_process()))
         model.train(was_training)
         cameras = np.array([s.camid for s in self.dataset.train])
         labels = None

@@ -58,10 +58,13 @@ class PassLossConfig:
     teacher_temp: float = 0.04
     center_momentum: float = 0.9
     freeze_last_layer_epochs: int = 1  # the prototype layer gets no gradient during these epochs
+    target_shift: int = 0  # control, not PASS: > 0 matches image i's views to image i + shift's teacher
 
     def __post_init__(self) -> None:
         if self.student_temp <= 0 or self.teacher_temp <= 0 or not 0 <= self.center_momentum <= 1:
             raise ValueError("loss temperatures must be > 0 and 0 <= loss.center_momentum <= 1")
+        if self.target_shift < 0:
+            raise ValueError(f"loss.target_shift must be >= 0, got {self.target_shift}")
 
 
 def _pass_engine() -> EngineConfig:

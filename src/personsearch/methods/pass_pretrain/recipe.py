@@ -140,7 +140,7 @@ class PassRecipe(Recipe):
         student, teacher = model(batch["views"], layout, epoch < loss_cfg.freeze_last_layer_epochs)
         centers = unwrap_model(model).centers
         loss = self_distillation_loss(student, teacher, centers.center, pass_pairs(layout),
-                                      loss_cfg.student_temp, loss_cfg.teacher_temp)
+                                      loss_cfg.student_temp, loss_cfg.teacher_temp, loss_cfg.target_shift)
         per_token: dict[int, list[Tensor]] = {}
         for (token, _), logits in teacher.items():
             per_token.setdefault(token, []).append(logits)
