@@ -183,6 +183,8 @@ def test_target_shift_pairs_each_image_with_another_images_teacher():
     assert shifted.item() != pytest.approx(same.item(), rel=1e-3)
     with pytest.raises(ValueError, match="with itself"):
         self_distillation_loss(s, t, centers, pairs, target_shift=3)
+    with pytest.raises(ValueError, match="loss.target_shift 4 .* data.batch_size 4"):
+        load_recipe_config("pass", ["data.batch_size=4", "loss.target_shift=4"])
 
 
 def test_centers_are_an_ema_of_teacher_batch_means():

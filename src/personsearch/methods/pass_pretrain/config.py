@@ -83,6 +83,11 @@ class PassConfig:
     engine: EngineConfig = field(default_factory=_pass_engine)
     eval: ReidEvalConfig = field(default_factory=ReidEvalConfig)
 
+    def __post_init__(self) -> None:
+        if self.loss.target_shift % self.data.batch_size == 0 and self.loss.target_shift:
+            raise ValueError(f"loss.target_shift {self.loss.target_shift} pairs each image with itself in a batch of "
+                             f"data.batch_size {self.data.batch_size}: use 0 (the method) or a shift it does not divide")
+
 
 @dataclass(frozen=True)
 class DinoConfig(PassConfig):
